@@ -1,0 +1,7 @@
+"""``python -m zeroseg`` (and ``torchrun -m zeroseg train ...``)."""
+
+import sys
+
+from zeroseg.cli import main
+
+sys.exit(main())

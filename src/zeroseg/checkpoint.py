@@ -1,0 +1,148 @@
+"""Checkpoints: atomic writes, resumable training state, and loading a student for inference.
+
+A run directory holds ``config.yaml`` and ``checkpoints/step_XXXXXXX.pt``. Each checkpoint is a dict
+of plain containers that loads with ``torch.load(weights_only=True)``::
+
+    {format_version, step, config (plain dict), model (student state_dict), optimizer, rng}
+
+The teacher is never stored; its identity is in ``config['teacher']``. The student is always saved
+unwrapped (no ``module.`` prefix); loading tolerates the prefix anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zeroseg.config import ExperimentConfig, from_dict
+from zeroseg.errors import ZeroSegError
+
+FORMAT_VERSION = 1
+_STEP_FILE = re.compile(r"step_(\d+)\.pt$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and ``os.replace``: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of ``atomic_write_bytes`` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{step:07d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints of a run, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any], keep: int = 0) -> Path:
+    """Write ``state`` as the checkpoint of ``state['step']``; prune to the newest ``keep`` (0 = all)."""
+    path = checkpoint_path(run_dir, state["step"])
+    atomic_torch_save({"format_version": FORMAT_VERSION, **state}, path)
+    if keep > 0:
+        for old in list_checkpoints(run_dir)[:-keep]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise ZeroSegError(f"run directory {path} has no checkpoints/step_*.pt")
+        return found
+    if not path.is_file():
+        raise ZeroSegError(f"checkpoint {path} does not exist")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict (weights_only) after checking it is one of ours."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZeroSegError(f"cannot read checkpoint {path}: {first}") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ZeroSegError(f"{path} is not a zeroseg checkpoint (no model/config entries)")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise ZeroSegError(f"checkpoint {path} has a newer format ({state['format_version']})")
+    state["path"] = str(path)
+    return state
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip DDP/compile prefixes (``module.``, ``_orig_mod.``)."""
+    return {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state.items()}
+
+
+def load_student(path: str | Path, with_decoder: bool = False):
+    """Rebuild the student from a checkpoint or run directory.
+
+    Returns:
+        (ZeroSeg in eval mode, ExperimentConfig, checkpoint path).
+    """
+    from zeroseg.models.build import build_zeroseg
+
+    state = load_checkpoint(path)
+    config: ExperimentConfig = from_dict(state["config"])
+    model = build_zeroseg(config.encoder, config.seg_head, config.decoder if with_decoder else None)
+    weights = clean_state_dict(state["model"])
+    if not with_decoder:
+        weights = {k: v for k, v in weights.items() if not k.startswith("decoder.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise ZeroSegError(
+            f"checkpoint {state['path']} does not match its architecture config: {detail[:200]}"
+        ) from None
+    return model.eval(), config, Path(state["path"])

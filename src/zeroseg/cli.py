@@ -1,0 +1,175 @@
+"""The ``zeroseg`` command line: a thin layer of argparse over the library.
+
+Every handler calls a public function and returns an exit code. Problems with the user's input
+(``ZeroSegError``) print one line, ``zeroseg: error: ...``, and exit 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from zeroseg.errors import ZeroSegError
+
+logger = logging.getLogger("zeroseg")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a ZeroSeg student by distilling a frozen CLIP teacher")
+    p.add_argument("--preset", default="tiny", help="preset name (paper, tiny) or YAML path [tiny]")
+    p.add_argument("--data", help="folder of training images, searched recursively (data.root)")
+    p.add_argument("--out", required=True, help="run directory for config, metrics, checkpoints")
+    p.add_argument("--steps", type=int, help="optimiser steps (train.steps; default from epochs)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="resolve and print the config, then exit")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from zeroseg.config import load_config, to_dict
+    from zeroseg.training import train
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.root={args.data}")
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    config = load_config(args.preset, overrides)
+    if args.dry_run:
+        print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
+        return 0
+    if not config.data.root:
+        raise ZeroSegError("no training data: pass --data DIR (or data.root=DIR)")
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    if result.history:
+        first, last = result.history[0], result.history[-1]
+        logger.info(
+            "loss %.4f -> %.4f over steps %d..%d",
+            first["loss"],
+            last["loss"],
+            first["step"],
+            last["step"],
+        )
+    logger.info("checkpoints in %s", Path(args.out) / "checkpoints")
+    return 0
+
+
+def _add_segment(sub) -> None:
+    p = sub.add_parser("segment", help="segment images with your own class names")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
+    p.add_argument(
+        "--classes", required=True, help='comma-separated class names, e.g. "cat, dog, grass"'
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--background", action="store_true", help="add a thresholded background class")
+    p.add_argument("--bg-threshold", type=float, default=0.95, help="background threshold [0.95]")
+    p.add_argument(
+        "--mode", choices=["whole", "slide"], default="whole", help="inference mode [whole]"
+    )
+    p.add_argument("--short-side", type=int, default=0, help="resize short side (0 = model's size)")
+    p.add_argument("--templates", default="imagenet80", help="imagenet80, subset7 or simple1")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... [auto]")
+    p.set_defaults(handler=_run_segment)
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    from zeroseg.data.images import open_rgb, to_tensor
+    from zeroseg.inference import InferenceConfig, Segmenter, parse_class_list
+    from zeroseg.visualize import write_outputs
+
+    classes = parse_class_list(args.classes)
+    paths = [Path(p) for p in args.images]
+    images = [open_rgb(p) for p in paths]  # fail on a bad image before any work
+    segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device)
+    size = segmenter.model.encoder.vit.patch_embed.img_size[0]
+    short = args.short_side or size
+    config = InferenceConfig(
+        short_side=short, mode=args.mode, window=short, stride=max(1, short // 2),
+        bg_threshold=args.bg_threshold, templates=args.templates,
+    )  # fmt: skip
+    segmenter = segmenter.with_config(**config.__dict__)
+    segmenter.set_vocabulary(classes, background=args.background)
+    out_dir = Path(args.out)
+    stems = _unique_stems(paths)
+    for path, img, stem in zip(paths, images, stems):
+        result = segmenter.predict(to_tensor(img))
+        summary = write_outputs(img, result.labels, result.class_names, out_dir, stem)
+        found = ", ".join(f"{k} {v['fraction']:.0%}" for k, v in summary["classes"].items())
+        print(f"{path}: {found} -> {out_dir / stem}.png")
+    return 0
+
+
+def _unique_stems(paths: list[Path]) -> list[str]:
+    stems, seen = [], {}
+    for path in paths:
+        stem = path.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return stems
+
+
+def _add_config(sub) -> None:
+    p = sub.add_parser("config", help="print a resolved config as YAML")
+    p.add_argument("preset", nargs="?", default="tiny", help="preset name or YAML path [tiny]")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(handler=_run_config)
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from zeroseg.config import load_config, to_dict
+
+    print(
+        yaml.safe_dump(to_dict(load_config(args.preset, args.overrides)), sort_keys=False), end=""
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zeroseg",
+        description="ZeroSeg: open-vocabulary segmentation distilled from a CLIP vision encoder.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_segment, _add_config):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``zeroseg`` and ``python -m zeroseg``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.handler(args)
+    except ZeroSegError as error:
+        print(f"zeroseg: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zeroseg: interrupted", file=sys.stderr)
+        return 130
+
+
+def _setup_logging(verbose: bool) -> None:
+    import os
+
+    rank = int(os.environ.get("RANK", "0"))
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(
+        level=level if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Typed experiment configuration: dataclasses are the schema, YAML presets and ``key=value`` override.
+
+Resolution order: dataclass defaults < preset YAML (a name shipped in ``zeroseg/configs`` or a path)
+< ``key=value`` overrides (dotted keys, e.g. ``optim.base_lr=1e-4``). Unknown keys and values of the
+wrong type are errors. The resolved config is saved with every run and every checkpoint as a plain
+dict (``to_dict``) and rebuilt with ``from_dict``.
+
+Fields marked [guess] correspond to the paper's open questions (``zeroseg-paper.md`` §10); their
+defaults are the documented best guesses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from zeroseg.errors import ZeroSegError
+
+
+@dataclass
+class EncoderConfig:
+    """MAE-style ViT encoder (paper §2.1), built with ``timm.create_model``."""
+
+    timm_name: str = "vit_base_patch16_224"  # timm architecture; sizes below override it
+    image_size: int = 224  # training resolution (positional embeddings are resampled at test)
+    patch_size: int = 16  # [guess 1] ViT-B/16
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mask_ratio: float = 0.6  # share of patches hidden from the encoder while training (Table 5)
+    init_checkpoint: str = ""  # [guess 2] optional local timm/MAE checkpoint ("" = random init)
+
+
+@dataclass
+class DecoderConfig:
+    """MAE reconstruction decoder (paper §2.1: 8 layers)."""
+
+    width: int = 512
+    depth: int = 8
+    heads: int = 16
+    norm_pix_loss: bool = False  # [guess 15] per-patch normalised pixel targets
+
+
+@dataclass
+class SegHeadConfig:
+    """GroupViT-style segmentation head: 5 layers, grouping after the 2nd and 4th (paper §2.1)."""
+
+    width: int = 768  # [guess 3]
+    heads: int = 12
+    depths: tuple[int, ...] = (2, 2, 1)  # blocks before grouping 1, before grouping 2, after
+    num_group_tokens: tuple[int, ...] = (32, 8)  # group tokens of the two grouping stages
+    projector_hidden: int = 4096  # [guess 7] hidden size of the shared MLP (0 = single linear)
+    out_dim: int = 768  # must equal the teacher's embedding size (768 for ViT-L/14)
+    gumbel: bool = True  # [guess 6] Gumbel noise on the assignment while training
+    hard: bool = True  # [guess 6] one-hot (straight-through) assignment
+    gumbel_tau: float = 1.0
+
+
+@dataclass
+class TeacherConfig:
+    """Frozen open_clip teacher (paper §3). Never trained, never checkpointed."""
+
+    model: str = "ViT-L-14"  # open_clip model name (or a label when ``model_config`` is given)
+    pretrained: str = "openai"  # open_clip tag, local checkpoint path, or "none" (random, seeded)
+    model_config: dict[str, Any] = field(default_factory=dict)  # kwargs for open_clip.CLIP(...)
+    context_length: int = 77  # tokenizer length used with ``model_config``
+    grids: tuple[int, ...] = (1, 2, 3, 4)  # views: 1x1 + 2x2 + 3x3 + 4x4 = 30 (Table 3)
+    seed: int = 0  # seeds random weights when pretrained == "none", so text and image sides agree
+
+
+@dataclass
+class LossConfig:
+    """Loss terms and weights (paper §4)."""
+
+    reconstruction_weight: float = 1.0  # [guess 11]
+    distillation_weight: float = 1.0
+    matching_weight: float = 1.0  # 0 disables segment matching (Table 4 ablations)
+    distillation_views: Literal["all", "full"] = "all"  # "full" = Base: z to the full image only
+    normalize: bool = True  # [guess 9] L2-normalise z, g and views before the L1 losses
+    reduction: Literal["mean", "sum"] = "mean"  # [guess 10] over views and segment tokens
+
+
+@dataclass
+class DataConfig:
+    """Unlabelled training images: any folder, searched recursively (labels ignored)."""
+
+    root: str = ""
+    resize_short: int = 256  # [guess 13] resize short side, then centre-crop encoder.image_size
+    num_workers: int = 4
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with warm-up and cosine decay (paper §5, MAE conventions [guess 14])."""
+
+    base_lr: float = 1.5e-4  # blr: lr = base_lr * batch_size / 256
+    batch_size: int = 4096  # effective global batch (reached by gradient accumulation)
+    micro_batch_size: int = 64  # images per device per forward
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    epochs: float = 80.0
+    warmup_epochs: float = 20.0
+    min_lr: float = 0.0
+    grad_clip: float = 0.0  # max grad norm (0 = off)
+
+
+@dataclass
+class TrainConfig:
+    """Run-level settings."""
+
+    steps: int = 0  # optimiser steps (0 = derive from epochs and dataset size)
+    checkpoint_every: int = 1000  # optimiser steps between checkpoints (always one at the end)
+    keep_checkpoints: int = 3  # newest checkpoints kept on disk (0 = keep all)
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 on CUDA, fp32 on CPU
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything a training run needs; saved with the run and with each checkpoint."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    seg_head: SegHeadConfig = field(default_factory=SegHeadConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def preset_names() -> list[str]:
+    """Names of the YAML presets shipped with the package."""
+    files = resources.files("zeroseg").joinpath("configs").iterdir()
+    return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
+
+
+def load_config(preset: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Resolve a config from defaults, a preset (name or YAML path) and ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if preset:
+        data = _read_preset(preset)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ZeroSegError(f"override {item!r} is not of the form key=value")
+        _set_dotted(data, key.strip(), yaml.safe_load(value) if value.strip() else "")
+    return from_dict(data)
+
+
+def _read_preset(preset: str) -> dict[str, Any]:
+    path = Path(preset)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        resource = resources.files("zeroseg").joinpath("configs", f"{preset}.yaml")
+        if not resource.is_file():
+            names = ", ".join(preset_names())
+            raise ZeroSegError(f"unknown preset {preset!r}: use one of {names} or a YAML path")
+        return yaml.safe_load(resource.read_text()) or {}
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ZeroSegError(f"cannot parse config {path}: {str(error).splitlines()[0]}") from None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ZeroSegError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict (lists for tuples) for YAML/JSON and ``weights_only`` checkpoints."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def from_dict(data: dict[str, Any], cls: type = ExperimentConfig, prefix: str = "") -> Any:
+    """Build a dataclass from a nested dict, checking keys and coercing values to field types."""
+    if not isinstance(data, dict):
+        raise ZeroSegError(f"config section {prefix.rstrip('.') or 'root'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ZeroSegError(
+            f"unknown config key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(value, hint, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    bad = ZeroSegError(f"config key {key}: {value!r} is not a valid {_type_name(hint)}")
+    if origin is Literal:
+        if value not in args:
+            raise ZeroSegError(f"config key {key}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            value = [value]
+        item_type = args[0]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, item_type, key) for v in value)
+        if len(value) != len(args):
+            raise bad
+        return tuple(_coerce(v, t, key) for v, t in zip(value, args))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads "1e-3" as a string
+        except ValueError:
+            raise bad from None
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str:
+        return "" if value is None else str(value)
+    raise bad
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def save_config(config: ExperimentConfig, path: Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    from zeroseg.checkpoint import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -1,0 +1,323 @@
+"""Zero-shot segmentation with a trained student (paper §6, GroupViT's inference recipe).
+
+Per window: the student's soft assignment maps of the two grouping stages are composed
+(A = A1 @ A2, patches x segments), upsampled bilinearly to pixels and arg-maxed, so each pixel belongs
+to one segment. Each segment token g is compared with the class text embeddings t (from the teacher's
+text encoder, prompt-ensembled): P = softmax(logit_scale * cos(g, t)) over all queries, and a class
+scores the max over its synonyms. Optional GroupViT steps, each a named ``InferenceConfig`` field:
+image-level top-k class restriction (``top_k_classes``) and the background threshold: pixels whose
+best class score is below min(bg_threshold, best score in the window) become background.
+Whole-image or sliding-window mode; window scores are averaged and resized to the input size.
+
+Shapes: S segments, Q text queries, K classes, C output channels (K, or 1 + K with background),
+H x W pixels, h x w patch grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zeroseg.errors import ZeroSegError
+from zeroseg.models.seg_head import SegHeadOutput
+from zeroseg.models.zeroseg import ZeroSeg
+from zeroseg.prompts import get_templates
+from zeroseg.teacher import CLIPTeacher, build_teacher
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How an image is segmented; every step that changes mIoU is a field here."""
+
+    short_side: int | None = 448  # resize so the short side is this (None = keep the size)
+    max_long_side: int = 2048  # cap for the long side after the short-side resize
+    mode: str = "slide"  # "whole" or "slide"
+    window: int = 448  # sliding-window size (pixels)
+    stride: int = 224  # sliding-window stride (pixels)
+    logit_scale: float = 100.0  # CLIP's temperature (thresholds below assume it)
+    bg_threshold: float = 0.95  # GroupViT background threshold (VOC 0.95, Context 0.05, COCO 0.35)
+    top_k_classes: int = 0  # GroupViT's image-level top-k class restriction (0 = off)
+    templates: str = "imagenet80"  # prompt template set: imagenet80, subset7, simple1
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("whole", "slide"):
+            raise ZeroSegError(f"inference mode must be 'whole' or 'slide', got {self.mode!r}")
+        if self.mode == "slide" and not 0 < self.stride <= self.window:
+            raise ZeroSegError(
+                f"sliding window needs 0 < stride <= window, got {self.stride}/{self.window}"
+            )
+
+
+@dataclass
+class SegmentationResult:
+    """One image's segmentation.
+
+    Attributes:
+        labels: (H, W) int64 class index per pixel, at the input's size.
+        scores: (C, H, W) float class scores.
+        class_names: display names aligned with label indices ("background" first if used).
+        segment_ids: (H, W) int64 segment index per pixel (whole mode only, else None).
+        segment_classes: (S,) class index of each segment (whole mode only, else None).
+    """
+
+    labels: Tensor
+    scores: Tensor
+    class_names: list[str]
+    segment_ids: Tensor | None = None
+    segment_classes: Tensor | None = None
+
+
+@dataclass
+class _Vocabulary:
+    names: list[str]  # display names, background first when used
+    text: Tensor  # (Q, D) normalised query embeddings
+    query_class: Tensor  # (Q,) class index of each query (-1 = background word)
+    background: bool
+
+
+def parse_class_list(text: str) -> list[str]:
+    """Split "cat, dog, grass" into names; empty and duplicate names are errors."""
+    names = [name.strip() for name in text.split(",")]
+    return validate_class_names(names)
+
+
+def validate_class_names(names: Sequence[str]) -> list[str]:
+    names = list(names)
+    if not names or any(not n for n in names):
+        raise ZeroSegError("the class list is empty or has an empty name")
+    seen = set()
+    for name in names:
+        if name.lower() in seen:
+            raise ZeroSegError(f"class {name!r} appears twice in the class list")
+        seen.add(name.lower())
+    return names
+
+
+class Segmenter:
+    """A trained student plus the teacher's text encoder: image in, label map out.
+
+    Args:
+        model: the ZeroSeg student (decoder not needed).
+        teacher: the CLIP teacher the student was distilled from (its text side labels segments).
+        config: inference settings.
+    """
+
+    def __init__(self, model: ZeroSeg, teacher: CLIPTeacher, config: InferenceConfig | None = None):
+        self.model = model.eval()
+        self.teacher = teacher.eval()
+        self.config = config or InferenceConfig()
+        self.vocabulary: _Vocabulary | None = None
+        self._text_cache: dict[tuple[str, str], Tensor] = {}
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        config: InferenceConfig | None = None,
+        device: str | torch.device | None = None,
+    ) -> Segmenter:
+        """Build from a checkpoint file or run directory; the teacher is rebuilt from its config."""
+        from zeroseg.checkpoint import load_student
+
+        model, exp, ckpt_path = load_student(path)
+        teacher = build_teacher(exp.teacher)
+        if teacher.embed_dim != exp.seg_head.out_dim:
+            raise ZeroSegError(
+                f"checkpoint {ckpt_path}: teacher size {teacher.embed_dim} != student's"
+            )
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        segmenter = cls(model.to(device), teacher.to(device), config)
+        segmenter.checkpoint_path = ckpt_path
+        segmenter.experiment_config = exp
+        return segmenter
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def with_config(self, **changes) -> Segmenter:
+        """A segmenter sharing model, teacher and vocabulary with some settings changed."""
+        other = Segmenter(self.model, self.teacher, replace(self.config, **changes))
+        other.vocabulary, other._text_cache = self.vocabulary, self._text_cache
+        return other
+
+    def set_vocabulary(
+        self,
+        class_names: Sequence[str | Sequence[str]],
+        background: bool = False,
+        background_words: Sequence[str] = (),
+    ) -> None:
+        """Set the classes (a sequence entry = synonyms, first is the display name).
+
+        With ``background`` the output index 0 is background (GroupViT threshold, plus the best of
+        ``background_words`` as text queries if given) and class i gets index i + 1.
+        """
+        classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
+        validate_class_names([c[0] if c else "" for c in classes])
+        if background_words and not background:
+            raise ZeroSegError("background words need background=True")
+        queries, owners = [], []
+        for index, names in enumerate(classes):
+            queries += names
+            owners += [index] * len(names)
+        queries += list(background_words)
+        owners += [-1] * len(background_words)
+        text = torch.stack([self._embed_text(q) for q in queries])
+        display = (["background"] if background else []) + [c[0] for c in classes]
+        self.vocabulary = _Vocabulary(
+            display, text, torch.tensor(owners, device=text.device), background
+        )
+
+    def _embed_text(self, name: str) -> Tensor:
+        key = (name, self.config.templates)
+        if key not in self._text_cache:
+            templates = get_templates(self.config.templates)
+            self._text_cache[key] = self.teacher.build_classifier([[name]], templates)[0]
+        return self._text_cache[key]
+
+    @torch.no_grad()
+    def predict(self, image: Tensor) -> SegmentationResult:
+        """Segment one (3, H, W) [0,1] image with the current vocabulary."""
+        if self.vocabulary is None:
+            raise ZeroSegError("no classes set: call set_vocabulary first")
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ZeroSegError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+        height, width = image.shape[-2:]
+        resized = self._resize(image.to(self.device).float().unsqueeze(0))
+        if self.config.mode == "whole":
+            scores, segments, seg_classes = self._window_scores(resized)
+        else:
+            scores, segments, seg_classes = self._slide(resized), None, None
+        scores = F.interpolate(
+            scores.unsqueeze(0), (height, width), mode="bilinear", align_corners=False
+        )[0]
+        if segments is not None:
+            segments = F.interpolate(segments[None, None].float(), (height, width), mode="nearest")[
+                0, 0
+            ]
+            segments = segments.long()
+        return SegmentationResult(
+            scores.argmax(0), scores, list(self.vocabulary.names), segments, seg_classes
+        )
+
+    def _resize(self, image: Tensor) -> Tensor:
+        cfg = self.config
+        if cfg.short_side is None:
+            return image
+        h, w = image.shape[-2:]
+        scale = cfg.short_side / min(h, w)
+        if max(h, w) * scale > cfg.max_long_side:
+            scale = cfg.max_long_side / max(h, w)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        if size == (h, w):
+            return image
+        return F.interpolate(
+            image, size, mode="bilinear", align_corners=False, antialias=True
+        ).clamp(0, 1)
+
+    def _slide(self, image: Tensor) -> Tensor:
+        """Average window scores over a sliding grid (mmseg's ``slide`` geometry) -> (C, H, W)."""
+        cfg = self.config
+        _, _, height, width = image.shape
+        rows = max(height - cfg.window + cfg.stride - 1, 0) // cfg.stride + 1
+        cols = max(width - cfg.window + cfg.stride - 1, 0) // cfg.stride + 1
+        total, count = None, torch.zeros(1, height, width, device=image.device)
+        for r in range(rows):
+            for c in range(cols):
+                y1, x1 = (
+                    min(r * cfg.stride + cfg.window, height),
+                    min(c * cfg.stride + cfg.window, width),
+                )
+                y0, x0 = max(y1 - cfg.window, 0), max(x1 - cfg.window, 0)
+                scores = self._window_scores(image[:, :, y0:y1, x0:x1])[0]
+                if total is None:
+                    total = torch.zeros(scores.shape[0], height, width, device=image.device)
+                total[:, y0:y1, x0:x1] += scores
+                count[:, y0:y1, x0:x1] += 1
+        return total / count
+
+    def _window_scores(self, window: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Scores of one (1, 3, h, w) window -> (C, h, w), segment ids (h, w), segment classes (S,)."""
+        segment_ids, out = self.segment_map(window)
+        probs, image_best = self.segment_class_scores(out)  # (S, K'), best class probability
+        onehot = F.one_hot(segment_ids, probs.shape[0]).permute(2, 0, 1).float()  # (S, h, w)
+        pixel = torch.einsum("shw,sk->khw", onehot, probs)  # (K', h, w)
+        vocab = self.vocabulary
+        num_classes = len(vocab.names) - int(vocab.background)
+        fg = pixel[:num_classes]
+        if vocab.background:
+            threshold = min(self.config.bg_threshold, float(image_best))
+            bg = (fg.max(dim=0).values < threshold).float()
+            if pixel.shape[0] > num_classes:  # background words as queries
+                bg = torch.maximum(bg, pixel[num_classes])
+            fg = torch.cat([bg.unsqueeze(0), fg])
+        segment_classes = probs[:, :num_classes].argmax(1) + int(vocab.background)
+        return fg, segment_ids, segment_classes
+
+    def segment_map(self, window: Tensor) -> tuple[Tensor, SegHeadOutput]:
+        """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output."""
+        padded, (h, w) = _pad_to_multiple(window, self.model.encoder.patch_size)
+        out, grid = self.model.encode_segments(padded)
+        maps = out.soft_assignments[0]
+        for soft in out.soft_assignments[1:]:
+            maps = maps @ soft  # (1, N, S): composition of the stages
+        maps = maps[0].transpose(0, 1).reshape(-1, *grid)  # (S, gh, gw)
+        maps = F.interpolate(
+            maps.unsqueeze(0), padded.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return maps[0, :, :h, :w].argmax(0), out
+
+    def segment_class_scores(self, out: SegHeadOutput) -> tuple[Tensor, Tensor]:
+        """Class probabilities of the segments of one window.
+
+        Returns:
+            (S, K') probabilities (K' = K classes, plus one background-word column if any) and the
+            window's best class probability (for the auto-capped background threshold).
+        """
+        vocab, cfg = self.vocabulary, self.config
+        segments = F.normalize(out.segment_embeddings[0].float(), dim=-1)  # (S, D)
+        logits = cfg.logit_scale * segments @ vocab.text.T  # (S, Q)
+        probs = self._class_max(logits.softmax(-1))
+        if cfg.top_k_classes > 0:
+            probs = probs * self._top_k_restricted(logits, out.global_embedding[0])
+        num_classes = len(vocab.names) - int(vocab.background)
+        return probs, probs[:, :num_classes].max()
+
+    def _class_max(self, query_probs: Tensor) -> Tensor:
+        """(S, Q) query probabilities -> (S, K') max over each class's synonyms (bg words last)."""
+        owners = self.vocabulary.query_class
+        num_classes = int(owners.max()) + 1
+        columns = [query_probs[:, owners == k].max(1).values for k in range(num_classes)]
+        if (owners < 0).any():
+            columns.append(query_probs[:, owners < 0].max(1).values)
+        return torch.stack(columns, dim=1)
+
+    def _top_k_restricted(self, logits: Tensor, global_embedding: Tensor) -> Tensor:
+        """GroupViT: keep the image's top-k classes (by z), re-softmax over them -> (S, K')."""
+        vocab, cfg = self.vocabulary, self.config
+        z = F.normalize(global_embedding.float(), dim=-1)
+        image_logits = self._class_max_logits(cfg.logit_scale * z @ vocab.text.T)
+        k = min(cfg.top_k_classes, image_logits.numel())
+        keep_classes = image_logits.topk(k).indices
+        keep = torch.isin(vocab.query_class, keep_classes) | (vocab.query_class < 0)
+        restricted = logits.masked_fill(~keep, float("-inf")).softmax(-1)
+        return self._class_max(restricted)
+
+    def _class_max_logits(self, query_logits: Tensor) -> Tensor:
+        owners = self.vocabulary.query_class
+        num_classes = int(owners.max()) + 1
+        return torch.stack([query_logits[owners == k].max() for k in range(num_classes)])
+
+
+def _pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Replicate-pad (1, 3, h, w) at the bottom/right to a multiple of the patch size."""
+    h, w = image.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if pad_h or pad_w:
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+    return image, (h, w)

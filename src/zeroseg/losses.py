@@ -1,0 +1,135 @@
+"""ZeroSeg's three losses (paper §4), as pure functions plus a weighted combination.
+
+Shapes: B batch, N patches, P pixel values per patch, S segment tokens, V views (view 0 = full
+image, views 1..V-1 = local grid cells), D embedding size.
+
+Choices where the paper is silent (``zeroseg-paper.md`` §10, each a ``LossConfig`` field):
+- [guess 9] embeddings are L2-normalised before the L1 distances (``normalize``);
+- [guess 10] L1 is the mean absolute difference over the D feature dimensions; views and segment
+  tokens are averaged (``reduction="mean"``) or summed as the equations are written (``"sum"``);
+- [guess 22] the nearest-view choice in segment matching is a constant (no gradient through argmin).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zeroseg.config import LossConfig
+from zeroseg.models.decoder import patchify
+
+
+def reconstruction_loss(
+    pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool = False
+) -> Tensor:
+    """MAE loss: MSE per patch, averaged over masked patches only.
+
+    Args:
+        pred: (B, N, P) predicted pixels.
+        target: (B, N, P) true pixels (the student-normalised image, patchified).
+        mask: (B, N) 1 for masked patches.
+        norm_pix: normalise each target patch by its own mean and variance (MAE's norm_pix_loss).
+    """
+    if norm_pix:
+        mean = target.mean(dim=-1, keepdim=True)
+        var = target.var(dim=-1, keepdim=True)
+        target = (target - mean) / (var + 1e-6).sqrt()
+    per_patch = ((pred.float() - target.float()) ** 2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum().clamp(min=1)
+
+
+def l1_distance(a: Tensor, b: Tensor) -> Tensor:
+    """Mean absolute difference over the last (feature) dimension, broadcasting leading dims."""
+    return (a - b).abs().mean(dim=-1)
+
+
+def multiscale_distillation_loss(
+    global_embedding: Tensor, views: Tensor, reduction: str = "mean"
+) -> Tensor:
+    """L_ms = sum_k || z - v_k ||_1 over all given views (the paper's multi-scale loss, §4).
+
+    Args:
+        global_embedding: (B, D) z.
+        views: (B, V, D) teacher views (all 30, or only the full image for the Base ablation).
+
+    Returns:
+        scalar: per image, views reduced by ``reduction``; averaged over the batch.
+    """
+    distances = l1_distance(global_embedding.unsqueeze(1), views)  # (B, V)
+    per_image = distances.mean(dim=1) if reduction == "mean" else distances.sum(dim=1)
+    return per_image.mean()
+
+
+def segment_matching_loss(
+    segments: Tensor, local_views: Tensor, reduction: str = "mean"
+) -> tuple[Tensor, Tensor]:
+    """L_match = sum_i min_j | g_i - v_j | (paper Eq. 1), j over local views only.
+
+    Each segment token independently takes its nearest local view by L1 (many-to-one); the choice is
+    made without gradient, and only the chosen distance is back-propagated.
+
+    Args:
+        segments: (B, S, D) segment embeddings g_i.
+        local_views: (B, V_local, D) local-region teacher embeddings (full image excluded).
+
+    Returns:
+        scalar loss, and (B, S) index of the matched local view per segment token.
+    """
+    distances = l1_distance(segments.unsqueeze(2), local_views.unsqueeze(1))  # (B, S, V_local)
+    with torch.no_grad():
+        matched = distances.argmin(dim=2)
+    chosen = distances.gather(2, matched.unsqueeze(2)).squeeze(2)  # (B, S)
+    per_image = chosen.mean(dim=1) if reduction == "mean" else chosen.sum(dim=1)
+    return per_image.mean(), matched
+
+
+def zeroseg_losses(
+    cfg: LossConfig,
+    *,
+    images: Tensor,
+    reconstruction: Tensor | None,
+    mask: Tensor,
+    segments: Tensor,
+    global_embedding: Tensor,
+    views: Tensor,
+    patch_size: int,
+    student_normalize,
+    norm_pix: bool = False,
+) -> dict[str, Tensor]:
+    """All loss terms and their weighted sum ``loss``.
+
+    Args:
+        images: (B, 3, H, W) [0,1] training images (targets for the reconstruction).
+        reconstruction: (B, N, P) decoder output, or None when there is no decoder.
+        mask: (B, N) masked patches.
+        segments: (B, S, D) g; global_embedding: (B, D) z; views: (B, V, D) teacher embeddings.
+        student_normalize: the encoder's input normalisation (targets live in its space).
+
+    Returns:
+        dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
+        ``matching_loss`` (each present when its weight is non-zero), plus ``matched_views`` (B, S).
+    """
+    if cfg.normalize:
+        segments = F.normalize(segments.float(), dim=-1)
+        global_embedding = F.normalize(global_embedding.float(), dim=-1)
+        views = F.normalize(views.float(), dim=-1)
+    out: dict[str, Tensor] = {}
+    total = torch.zeros((), device=images.device)
+    if cfg.reconstruction_weight and reconstruction is not None:
+        target = patchify(student_normalize(images), patch_size)
+        out["reconstruction_loss"] = reconstruction_loss(reconstruction, target, mask, norm_pix)
+        total = total + cfg.reconstruction_weight * out["reconstruction_loss"]
+    if cfg.distillation_weight:
+        targets = views if cfg.distillation_views == "all" else views[:, :1]
+        out["distillation_loss"] = multiscale_distillation_loss(
+            global_embedding, targets, cfg.reduction
+        )
+        total = total + cfg.distillation_weight * out["distillation_loss"]
+    if cfg.matching_weight and views.shape[1] > 1:
+        loss, matched = segment_matching_loss(segments, views[:, 1:], cfg.reduction)
+        out["matching_loss"] = loss
+        out["matched_views"] = matched + 1  # index into all views
+        total = total + cfg.matching_weight * loss
+    out["loss"] = total
+    return out

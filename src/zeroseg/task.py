@@ -1,0 +1,68 @@
+"""The one place where student, teacher and losses meet.
+
+``DistillationTask`` runs the frozen teacher on the multi-scale views (no gradient), the student on
+the masked image, and returns the named losses. Only ``task.student`` is wrapped in DDP; the teacher
+stays outside it, in eval mode, and is never saved.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from zeroseg.config import LossConfig
+from zeroseg.losses import zeroseg_losses
+from zeroseg.models.zeroseg import ZeroSeg
+from zeroseg.teacher import CLIPTeacher
+
+
+class DistillationTask(nn.Module):
+    """Student + frozen teacher + ZeroSeg losses.
+
+    Args:
+        student: the ZeroSeg student (may later be replaced by its DDP wrapper).
+        teacher: the frozen CLIP teacher.
+        loss_cfg: loss weights and options.
+        mask_ratio: share of patches hidden from the encoder while training.
+        norm_pix: MAE's normalised-pixel reconstruction target.
+    """
+
+    def __init__(
+        self,
+        student: ZeroSeg,
+        teacher: CLIPTeacher,
+        loss_cfg: LossConfig,
+        mask_ratio: float,
+        norm_pix: bool = False,
+    ) -> None:
+        super().__init__()
+        self.student: nn.Module = student
+        self.teacher = teacher
+        self.loss_cfg = loss_cfg
+        self.mask_ratio = mask_ratio
+        self.norm_pix = norm_pix
+
+    @property
+    def unwrapped_student(self) -> ZeroSeg:
+        """The student without a DDP wrapper (what checkpoints save)."""
+        student = self.student
+        return student.module if hasattr(student, "module") else student
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        """(B, 3, H, W) [0,1] images -> dict of losses (``loss`` is the total to back-propagate)."""
+        with torch.no_grad():
+            views = self.teacher.encode_views(images)  # (B, V, D)
+        out = self.student(images, self.mask_ratio)
+        student = self.unwrapped_student
+        return zeroseg_losses(
+            self.loss_cfg,
+            images=images,
+            reconstruction=out.reconstruction,
+            mask=out.mask,
+            segments=out.segments.segment_embeddings,
+            global_embedding=out.segments.global_embedding,
+            views=views,
+            patch_size=student.encoder.patch_size,
+            student_normalize=student.encoder.normalize,
+            norm_pix=self.norm_pix,
+        )

@@ -1,0 +1,307 @@
+"""The training loop: build everything, resume, then one readable loop over optimiser steps.
+
+Works single-process on CPU or GPU and under ``torchrun`` (DDP wraps the student only; gloo on CPU,
+NCCL on GPU). Gradient accumulation reaches the effective batch ``optim.batch_size`` from
+``optim.micro_batch_size`` images per device per forward. bf16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from zeroseg import checkpoint as ckpt
+from zeroseg.config import ExperimentConfig, save_config, to_dict
+from zeroseg.data.images import ImageFolder
+from zeroseg.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    cleanup,
+    init_distributed,
+    select_device,
+)
+from zeroseg.errors import ZeroSegError
+from zeroseg.models.build import build_zeroseg
+from zeroseg.optim import build_optimizer, effective_lr, lr_at
+from zeroseg.task import DistillationTask
+from zeroseg.teacher import build_teacher
+
+logger = logging.getLogger(__name__)
+LOSS_KEYS = ("loss", "reconstruction_loss", "distillation_loss", "matching_loss")
+
+
+@dataclass
+class Schedule:
+    """Derived sizes of a run (computed, never written back into the config)."""
+
+    accumulation: int
+    total_steps: int
+    warmup_steps: int
+    peak_lr: float
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    history: list[dict] = field(default_factory=list)  # one dict of mean losses per step
+    student: torch.nn.Module | None = None  # the trained (unwrapped) student
+
+
+def make_schedule(config: ExperimentConfig, dataset_size: int, world_size: int) -> Schedule:
+    """Accumulation steps, total and warm-up steps, and the peak LR for this run."""
+    optim = config.optim
+    per_step = optim.micro_batch_size * world_size
+    if optim.batch_size % per_step:
+        raise ZeroSegError(
+            f"optim.batch_size={optim.batch_size} is not a multiple of micro_batch_size x world size "
+            f"= {optim.micro_batch_size} x {world_size}"
+        )
+    steps_per_epoch = max(1, dataset_size // optim.batch_size)
+    total = config.train.steps or math.ceil(optim.epochs * steps_per_epoch)
+    warmup = round(total * optim.warmup_epochs / optim.epochs) if optim.epochs > 0 else 0
+    return Schedule(
+        optim.batch_size // per_step, total, warmup, effective_lr(optim.base_lr, optim.batch_size)
+    )
+
+
+def _batches(loader: DataLoader, sampler: DistributedSampler, epoch: int):
+    """Endless stream of batches, reshuffled every epoch."""
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _autocast(device: torch.device, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _write_env(run_dir: Path, info: DistInfo, device: torch.device) -> None:
+    import open_clip
+    import timm
+
+    lines = [
+        f"python {platform.python_version()}",
+        f"torch {torch.__version__}",
+        f"timm {timm.__version__}",
+        f"open_clip {open_clip.__version__}",
+        f"device {device}",
+        f"world_size {info.world_size}",
+        f"machine {platform.machine()} {platform.node()}",
+    ]
+    ckpt.atomic_write_text(run_dir / "env.txt", "\n".join(lines) + "\n")
+
+
+def train(
+    config: ExperimentConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
+) -> TrainResult:
+    """Train a ZeroSeg student as ``config`` says, writing checkpoints to ``run_dir``."""
+    run_dir = Path(run_dir)
+    device = select_device(config.train.device)
+    info = init_distributed(device)
+    try:
+        return _train(config, run_dir, resume, progress, device, info)
+    finally:
+        cleanup(info)
+
+
+def _train(
+    config: ExperimentConfig,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+    device: torch.device,
+    info: DistInfo,
+) -> TrainResult:
+    torch.manual_seed(config.train.seed + info.rank)
+    dataset = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
+    schedule = make_schedule(config, len(dataset), info.world_size)
+    teacher = build_teacher(config.teacher).to(device)
+    if teacher.embed_dim != config.seg_head.out_dim:
+        raise ZeroSegError(
+            f"seg_head.out_dim={config.seg_head.out_dim} must equal the teacher's embedding size "
+            f"{teacher.embed_dim} ({config.teacher.model})"
+        )
+    use_decoder = config.loss.reconstruction_weight > 0
+    student = build_zeroseg(
+        config.encoder, config.seg_head, config.decoder if use_decoder else None
+    )
+    student.to(device)
+    optimizer = build_optimizer(
+        student, schedule.peak_lr, config.optim.weight_decay, config.optim.betas
+    )
+    start_step = _maybe_resume(run_dir, resume, student, optimizer)
+    task = DistillationTask(
+        student, teacher, config.loss, config.encoder.mask_ratio, config.decoder.norm_pix_loss
+    )
+    if info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        task.student = DistributedDataParallel(student, device_ids=ids)
+    sampler = DistributedSampler(
+        dataset, info.world_size, info.rank, shuffle=True, seed=config.train.seed, drop_last=True
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=config.optim.micro_batch_size,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+        persistent_workers=config.data.num_workers > 0,
+    )
+    if len(loader) == 0:
+        raise ZeroSegError(
+            f"{len(dataset)} images under {config.data.root} are fewer than one micro-batch per rank"
+        )
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+        _write_env(run_dir, info, device)
+        logger.info(
+            "%d images; %d steps (warm-up %d) of %d images (%d x %d ranks x %d accumulation); "
+            "peak lr %.3g; student %.2fM parameters",
+            len(dataset), schedule.total_steps, schedule.warmup_steps, config.optim.batch_size,
+            config.optim.micro_batch_size, info.world_size, schedule.accumulation,
+            schedule.peak_lr, sum(p.numel() for p in student.parameters()) / 1e6,
+        )  # fmt: skip
+    epoch = start_step * config.optim.batch_size // max(1, len(dataset))
+    batches = _batches(loader, sampler, epoch)
+    result = TrainResult(run_dir, start_step, student=student)
+    bar = tqdm(
+        total=schedule.total_steps,
+        initial=start_step,
+        disable=not (progress and info.is_main),
+        desc="train",
+        dynamic_ncols=True,
+    )
+    task.train()
+    step = start_step
+    try:
+        for step in range(start_step, schedule.total_steps):
+            lr = lr_at(
+                step,
+                schedule.peak_lr,
+                schedule.warmup_steps,
+                schedule.total_steps,
+                config.optim.min_lr,
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            losses = train_step(task, batches, optimizer, schedule.accumulation, device, config)
+            losses = all_reduce_mean(losses, info)
+            record = {"step": step + 1, "lr": lr, **dict(zip(LOSS_KEYS, losses.tolist()))}
+            record = {
+                k: v for k, v in record.items() if not (isinstance(v, float) and math.isnan(v))
+            }
+            result.history.append(record)
+            bar.update(1)
+            bar.set_postfix(
+                {k.replace("_loss", ""): f"{v:.4f}" for k, v in record.items() if "loss" in k}
+            )
+            if info.is_main and ((step + 1) % config.train.log_every == 0 or step == start_step):
+                _append_jsonl(run_dir / "metrics.jsonl", record)
+            if (step + 1) % config.train.checkpoint_every == 0 or step + 1 == schedule.total_steps:
+                _save(run_dir, step + 1, task, optimizer, config, info)
+        result.steps = schedule.total_steps
+    except KeyboardInterrupt:
+        logger.warning("interrupted; resume with --resume from the last checkpoint")
+        raise
+    finally:
+        bar.close()
+    return result
+
+
+def train_step(
+    task: DistillationTask,
+    batches,
+    optimizer: torch.optim.Optimizer,
+    accumulation: int,
+    device: torch.device,
+    config: ExperimentConfig,
+) -> torch.Tensor:
+    """One optimiser step over ``accumulation`` micro-batches; returns the mean loss terms (4,)."""
+    sums = torch.zeros(len(LOSS_KEYS), device=device)
+    counts = torch.zeros(len(LOSS_KEYS), device=device)
+    for micro in range(accumulation):
+        images = next(batches).to(device, non_blocking=True)
+        sync = micro == accumulation - 1 or not isinstance(task.student, DistributedDataParallel)
+        with contextlib.ExitStack() as stack:
+            if not sync:
+                stack.enter_context(task.student.no_sync())
+            with _autocast(device, config.train.precision):
+                out = task(images)
+            (out["loss"] / accumulation).backward()
+        for i, key in enumerate(LOSS_KEYS):
+            if key in out:
+                sums[i] += out[key].detach().float()
+                counts[i] += 1
+    if config.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(task.student.parameters(), config.optim.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    means = sums / counts.clamp(min=1)
+    means[counts == 0] = float("nan")
+    return means
+
+
+def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
+    latest = ckpt.latest_checkpoint(run_dir)
+    if not resume:
+        if latest is not None:
+            raise ZeroSegError(
+                f"{run_dir} already holds checkpoints: pass --resume to continue, or choose a new --out"
+            )
+        return 0
+    if latest is None:
+        logger.warning("--resume: no checkpoint in %s, starting from step 0", run_dir)
+        return 0
+    state = ckpt.load_checkpoint(latest)
+    try:
+        student.load_state_dict(ckpt.clean_state_dict(state["model"]))
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise ZeroSegError(
+            f"cannot resume from {latest}: it does not match this config ({first})"
+        ) from None
+    if "rng" in state:
+        torch.set_rng_state(state["rng"])
+    logger.info("resumed from %s at step %d", latest, state["step"])
+    return int(state["step"])
+
+
+def _save(
+    run_dir, step, task: DistillationTask, optimizer, config: ExperimentConfig, info: DistInfo
+) -> None:
+    if info.is_main:
+        state = {
+            "step": step,
+            "config": to_dict(config),
+            "model": task.unwrapped_student.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+            "saved_at": time.time(),
+        }
+        ckpt.save_checkpoint(run_dir, state, keep=config.train.keep_checkpoints)
+    barrier(info)
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+from zeroseg.cli import main
+
+
+def test_train_then_segment(tmp_path, image_folder, tiny_run, capsys):
+    assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / "r"), "--steps", "2",
+                 "--no-progress"]) == 0  # fmt: skip
+    image = tmp_path / "photo.jpg"
+    Image.fromarray((np.random.rand(45, 77, 3) * 255).astype(np.uint8)).save(image)
+    out = tmp_path / "seg"
+    code = main(["segment", str(image), "--checkpoint", str(tiny_run), "--classes", "cat, dog, grass",
+                 "--out", str(out), "--background"])  # fmt: skip
+    assert code == 0
+    labels = Image.open(out / "photo.png")
+    assert labels.mode == "P" and labels.size == (77, 45)
+    assert Image.open(out / "photo_overlay.png").width == 77
+    summary = json.loads((out / "photo.json").read_text())
+    assert sum(c["pixels"] for c in summary["classes"].values()) == 45 * 77
+    assert set(summary["classes"]) <= {"background", "cat", "dog", "grass"}
+    assert np.asarray(labels).max() <= 3
+
+
+def _one_line_error(capsys, code):
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("zeroseg: error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, tiny_run, capsys):
+    good = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"not an image")
+    base = ["--checkpoint", str(tiny_run), "--out", str(tmp_path / "o")]
+    err = _one_line_error(
+        capsys, main(["segment", str(tmp_path / "missing.jpg"), *base, "--classes", "a"])
+    )
+    assert "missing.jpg" in err
+    err = _one_line_error(capsys, main(["segment", str(corrupt), *base, "--classes", "a"]))
+    assert "corrupt.jpg" in err
+    _one_line_error(capsys, main(["segment", str(good), *base, "--classes", " , "]))
+    err = _one_line_error(capsys, main(["segment", str(good), *base, "--classes", "a, b, a"]))
+    assert "twice" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_checkpoint_of_another_architecture(tmp_path, tiny_run, capsys):
+    state = torch.load(next((tiny_run / "checkpoints").glob("*.pt")), weights_only=True)
+    state["config"]["seg_head"]["width"] = 32
+    other = tmp_path / "other.pt"
+    torch.save(state, other)
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    args = ["segment", str(img), "--classes", "a", "--out", str(tmp_path / "o"), "--checkpoint"]
+    err = _one_line_error(capsys, main([*args, str(other)]))
+    assert "other.pt" in err
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    err = _one_line_error(capsys, main([*args, str(tmp_path / "foreign.pt")]))
+    assert "not a zeroseg checkpoint" in err
+    _one_line_error(capsys, main([*args, str(tmp_path / "nowhere")]))
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "zeroseg", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "train" in out.stdout

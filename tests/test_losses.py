@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from zeroseg.config import LossConfig
+from zeroseg.losses import (
+    multiscale_distillation_loss,
+    reconstruction_loss,
+    segment_matching_loss,
+    zeroseg_losses,
+)
+
+
+def test_segment_matching_equals_hand_computed_value():
+    segments = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])  # (1, 2, 2)
+    local = torch.tensor([[[0.0, 1.0], [1.0, 1.0], [4.0, 4.0]]])  # (1, 3, 2)
+    loss, matched = segment_matching_loss(segments, local, reduction="sum")
+    # token 0: L1 means 0.5, 1.0, 4.0 -> 0.5 (view 0); token 1: 0.5, 0.0, 3.0 -> 0.0 (view 1)
+    assert matched.tolist() == [[0, 1]]
+    assert loss.item() == pytest.approx(0.5)
+    mean_loss, _ = segment_matching_loss(segments, local, reduction="mean")
+    assert mean_loss.item() == pytest.approx(0.25)
+
+
+def test_segment_matching_ignores_the_full_image_view():
+    cfg = LossConfig(reconstruction_weight=0, distillation_weight=0, normalize=False)
+    segments = torch.zeros(1, 2, 4)
+    views = torch.ones(1, 5, 4) * 3
+    views[:, 0] = 0  # the full-image view equals the tokens exactly...
+    views[:, 3] = 1  # ...but only a local view may be matched
+    out = zeroseg_losses(
+        cfg, images=torch.zeros(1, 3, 8, 8), reconstruction=None, mask=torch.zeros(1, 4),
+        segments=segments, global_embedding=torch.zeros(1, 4), views=views,
+        patch_size=4, student_normalize=lambda x: x,
+    )  # fmt: skip
+    assert out["matched_views"].tolist() == [[3, 3]]
+    assert out["matching_loss"].item() == pytest.approx(1.0)
+
+
+def test_distillation_is_zero_when_z_equals_every_view():
+    z = torch.randn(3, 8)
+    views = z.unsqueeze(1).repeat(1, 30, 1)
+    assert multiscale_distillation_loss(z, views).item() == 0.0
+    assert multiscale_distillation_loss(z, views + 1).item() == pytest.approx(1.0)
+
+
+def test_base_ablation_uses_only_the_full_view():
+    z = torch.zeros(1, 4)
+    views = torch.ones(1, 5, 4)
+    views[:, 0] = 0
+    common = dict(
+        images=torch.zeros(1, 3, 8, 8), reconstruction=None, mask=torch.zeros(1, 4),
+        segments=torch.zeros(1, 2, 4), global_embedding=z, views=views, patch_size=4,
+        student_normalize=lambda x: x,
+    )  # fmt: skip
+    base = LossConfig(distillation_views="full", matching_weight=0, normalize=False)
+    full = LossConfig(distillation_views="all", matching_weight=0, normalize=False)
+    assert zeroseg_losses(base, **common)["distillation_loss"].item() == 0.0
+    assert zeroseg_losses(full, **common)["distillation_loss"].item() == pytest.approx(0.8)
+
+
+def test_reconstruction_counts_masked_patches_only():
+    target = torch.zeros(1, 4, 3)
+    pred = torch.tensor([[[1.0] * 3, [2.0] * 3, [0.0] * 3, [0.0] * 3]])
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
+    assert reconstruction_loss(pred, target, mask).item() == pytest.approx(0.5)

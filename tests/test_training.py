@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from zeroseg import checkpoint as ckpt
+from zeroseg.config import load_config
+from zeroseg.errors import ZeroSegError
+from zeroseg.optim import lr_at
+from zeroseg.teacher import build_teacher
+from zeroseg.training import make_schedule, train
+
+
+def test_loss_goes_down_and_checkpoints_land(tiny_run):
+    checkpoints = ckpt.list_checkpoints(tiny_run)
+    assert [p.name for p in checkpoints] == ["step_0000003.pt", "step_0000006.pt"]
+    assert (tiny_run / "config.yaml").is_file() and (tiny_run / "metrics.jsonl").is_file()
+    state = ckpt.load_checkpoint(tiny_run)
+    assert state["step"] == 6 and state["config"]["optim"]["batch_size"] == 16
+    assert not any(k.startswith(("teacher", "clip")) for k in state["model"])
+
+
+def test_loss_decreases_over_thirty_steps(tmp_path, image_folder):
+    config = load_config("tiny", [f"data.root={image_folder}", "train.steps=30"])
+    result = train(config, tmp_path / "run", progress=False)
+    first = sum(r["loss"] for r in result.history[:3]) / 3
+    last = sum(r["loss"] for r in result.history[-3:]) / 3
+    assert last < 0.8 * first
+
+
+def test_resume_continues_from_the_last_step(tmp_path, image_folder):
+    run = tmp_path / "run"
+    base = [f"data.root={image_folder}", "train.checkpoint_every=2"]
+    train(load_config("tiny", base + ["train.steps=4"]), run, progress=False)
+    with pytest.raises(ZeroSegError, match="--resume"):
+        train(load_config("tiny", base + ["train.steps=6"]), run, progress=False)
+    result = train(load_config("tiny", base + ["train.steps=6"]), run, resume=True, progress=False)
+    assert [r["step"] for r in result.history] == [5, 6]
+    assert ckpt.load_checkpoint(run)["step"] == 6
+
+
+def test_teacher_parameters_unchanged_by_training(tmp_path, image_folder):
+    config = load_config("tiny", [f"data.root={image_folder}", "train.steps=3"])
+    before = {k: v.clone() for k, v in build_teacher(config.teacher).state_dict().items()}
+    train(config, tmp_path / "run", progress=False)
+    after = build_teacher(config.teacher).state_dict()  # same seed: same weights if untouched
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_task_never_updates_the_teacher(image_folder):
+    from zeroseg.models.build import build_zeroseg
+    from zeroseg.task import DistillationTask
+
+    config = load_config("tiny")
+    teacher = build_teacher(config.teacher)
+    before = [p.clone() for p in teacher.parameters()]
+    student = build_zeroseg(config.encoder, config.seg_head, config.decoder)
+    task = DistillationTask(student, teacher, config.loss, 0.6)
+    optimizer = torch.optim.AdamW(list(task.parameters()), lr=1e-2)  # even if handed over
+    task.train()
+    for _ in range(2):
+        task(torch.rand(2, 3, 64, 64))["loss"].backward()
+        optimizer.step()
+    assert not teacher.training
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+
+
+def test_schedule_and_lr():
+    config = load_config("paper", ["train.steps=0"])
+    schedule = make_schedule(config, 1_281_167, world_size=8)
+    assert schedule.accumulation == 8 and schedule.peak_lr == pytest.approx(2.4e-3)
+    assert schedule.total_steps == 80 * 312 and schedule.warmup_steps == 20 * 312
+    assert lr_at(0, 1.0, 10, 100) == pytest.approx(0.1)
+    assert lr_at(10, 1.0, 10, 100) == pytest.approx(1.0)
+    assert lr_at(100, 1.0, 10, 100) == pytest.approx(0.0)
+    with pytest.raises(ZeroSegError, match="multiple"):
+        make_schedule(load_config("paper", ["optim.micro_batch_size=100"]), 1000, 1)
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(ZeroSegError, match="does not exist"):
+        train(load_config("tiny", [f"data.root={tmp_path / 'nope'}"]), tmp_path / "run")
