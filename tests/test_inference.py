@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig, Segmenter, parse_class_list
+from zeroseg.inference import InferenceConfig, Segmenter
+from zeroseg.text_queries import parse_class_list
 
 
 @pytest.fixture(scope="module")

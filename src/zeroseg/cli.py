@@ -81,7 +81,8 @@ def _add_segment(sub) -> None:
 
 def _run_segment(args: argparse.Namespace) -> int:
     from zeroseg.data.images import open_rgb, to_tensor
-    from zeroseg.inference import InferenceConfig, Segmenter, parse_class_list
+    from zeroseg.inference import InferenceConfig, Segmenter
+    from zeroseg.text_queries import parse_class_list
     from zeroseg.visualize import write_outputs
 
     classes = parse_class_list(args.classes)

@@ -94,6 +94,7 @@ class DataConfig:
     root: str = ""
     resize_short: int = 256  # [guess 13] resize short side, then centre-crop encoder.image_size
     num_workers: int = 4
+    teacher_cache: str = ""  # folder of cached teacher views ("" = run the teacher online)
 
 
 @dataclass

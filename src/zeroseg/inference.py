@@ -26,8 +26,8 @@ from torch import Tensor
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.seg_head import SegHeadOutput
 from zeroseg.models.zeroseg import ZeroSeg
-from zeroseg.prompts import get_templates
 from zeroseg.teacher import CLIPTeacher, build_teacher
+from zeroseg.text_queries import TextQueries
 
 
 @dataclass(frozen=True)
@@ -72,32 +72,6 @@ class SegmentationResult:
     segment_classes: Tensor | None = None
 
 
-@dataclass
-class _Vocabulary:
-    names: list[str]  # display names, background first when used
-    text: Tensor  # (Q, D) normalised query embeddings
-    query_class: Tensor  # (Q,) class index of each query (-1 = background word)
-    background: bool
-
-
-def parse_class_list(text: str) -> list[str]:
-    """Split "cat, dog, grass" into names; empty and duplicate names are errors."""
-    names = [name.strip() for name in text.split(",")]
-    return validate_class_names(names)
-
-
-def validate_class_names(names: Sequence[str]) -> list[str]:
-    names = list(names)
-    if not names or any(not n for n in names):
-        raise ZeroSegError("the class list is empty or has an empty name")
-    seen = set()
-    for name in names:
-        if name.lower() in seen:
-            raise ZeroSegError(f"class {name!r} appears twice in the class list")
-        seen.add(name.lower())
-    return names
-
-
 class Segmenter:
     """A trained student plus the teacher's text encoder: image in, label map out.
 
@@ -111,7 +85,7 @@ class Segmenter:
         self.model = model.eval()
         self.teacher = teacher.eval()
         self.config = config or InferenceConfig()
-        self.vocabulary: _Vocabulary | None = None
+        self.vocabulary: TextQueries | None = None
         self._text_cache: dict[tuple[str, str], Tensor] = {}
 
     @classmethod
@@ -157,28 +131,10 @@ class Segmenter:
         With ``background`` the output index 0 is background (GroupViT threshold, plus the best of
         ``background_words`` as text queries if given) and class i gets index i + 1.
         """
-        classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
-        validate_class_names([c[0] if c else "" for c in classes])
-        if background_words and not background:
-            raise ZeroSegError("background words need background=True")
-        queries, owners = [], []
-        for index, names in enumerate(classes):
-            queries += names
-            owners += [index] * len(names)
-        queries += list(background_words)
-        owners += [-1] * len(background_words)
-        text = torch.stack([self._embed_text(q) for q in queries])
-        display = (["background"] if background else []) + [c[0] for c in classes]
-        self.vocabulary = _Vocabulary(
-            display, text, torch.tensor(owners, device=text.device), background
-        )
-
-    def _embed_text(self, name: str) -> Tensor:
-        key = (name, self.config.templates)
-        if key not in self._text_cache:
-            templates = get_templates(self.config.templates)
-            self._text_cache[key] = self.teacher.build_classifier([[name]], templates)[0]
-        return self._text_cache[key]
+        self.vocabulary = TextQueries.build(
+            self.teacher, class_names, self.config.templates, background, background_words,
+            self._text_cache,
+        )  # fmt: skip
 
     @torch.no_grad()
     def predict(self, image: Tensor) -> SegmentationResult:
@@ -248,16 +204,9 @@ class Segmenter:
         onehot = F.one_hot(segment_ids, probs.shape[0]).permute(2, 0, 1).float()  # (S, h, w)
         pixel = torch.einsum("shw,sk->khw", onehot, probs)  # (K', h, w)
         vocab = self.vocabulary
-        num_classes = len(vocab.names) - int(vocab.background)
-        fg = pixel[:num_classes]
-        if vocab.background:
-            threshold = min(self.config.bg_threshold, float(image_best))
-            bg = (fg.max(dim=0).values < threshold).float()
-            if pixel.shape[0] > num_classes:  # background words as queries
-                bg = torch.maximum(bg, pixel[num_classes])
-            fg = torch.cat([bg.unsqueeze(0), fg])
-        segment_classes = probs[:, :num_classes].argmax(1) + int(vocab.background)
-        return fg, segment_ids, segment_classes
+        scores = vocab.with_background(pixel, self.config.bg_threshold, float(image_best))
+        segment_classes = probs[:, : vocab.num_classes].argmax(1) + int(vocab.background)
+        return scores, segment_ids, segment_classes
 
     def segment_map(self, window: Tensor) -> tuple[Tensor, SegHeadOutput]:
         """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output."""
@@ -280,38 +229,21 @@ class Segmenter:
             window's best class probability (for the auto-capped background threshold).
         """
         vocab, cfg = self.vocabulary, self.config
-        segments = F.normalize(out.segment_embeddings[0].float(), dim=-1)  # (S, D)
-        logits = cfg.logit_scale * segments @ vocab.text.T  # (S, Q)
-        probs = self._class_max(logits.softmax(-1))
+        segments = out.segment_embeddings[0]  # (S, D)
+        probs = vocab.probabilities(segments, cfg.logit_scale)
         if cfg.top_k_classes > 0:
-            probs = probs * self._top_k_restricted(logits, out.global_embedding[0])
-        num_classes = len(vocab.names) - int(vocab.background)
-        return probs, probs[:, :num_classes].max()
+            probs = probs * self._top_k_restricted(segments, out.global_embedding[0])
+        return probs, probs[:, : vocab.num_classes].max()
 
-    def _class_max(self, query_probs: Tensor) -> Tensor:
-        """(S, Q) query probabilities -> (S, K') max over each class's synonyms (bg words last)."""
-        owners = self.vocabulary.query_class
-        num_classes = int(owners.max()) + 1
-        columns = [query_probs[:, owners == k].max(1).values for k in range(num_classes)]
-        if (owners < 0).any():
-            columns.append(query_probs[:, owners < 0].max(1).values)
-        return torch.stack(columns, dim=1)
-
-    def _top_k_restricted(self, logits: Tensor, global_embedding: Tensor) -> Tensor:
+    def _top_k_restricted(self, segments: Tensor, global_embedding: Tensor) -> Tensor:
         """GroupViT: keep the image's top-k classes (by z), re-softmax over them -> (S, K')."""
         vocab, cfg = self.vocabulary, self.config
-        z = F.normalize(global_embedding.float(), dim=-1)
-        image_logits = self._class_max_logits(cfg.logit_scale * z @ vocab.text.T)
-        k = min(cfg.top_k_classes, image_logits.numel())
-        keep_classes = image_logits.topk(k).indices
+        image_scores = vocab.class_max(vocab.logits(global_embedding, cfg.logit_scale))
+        k = min(cfg.top_k_classes, vocab.num_classes)
+        keep_classes = image_scores[: vocab.num_classes].topk(k).indices
         keep = torch.isin(vocab.query_class, keep_classes) | (vocab.query_class < 0)
-        restricted = logits.masked_fill(~keep, float("-inf")).softmax(-1)
-        return self._class_max(restricted)
-
-    def _class_max_logits(self, query_logits: Tensor) -> Tensor:
-        owners = self.vocabulary.query_class
-        num_classes = int(owners.max()) + 1
-        return torch.stack([query_logits[owners == k].max() for k in range(num_classes)])
+        logits = vocab.logits(segments, cfg.logit_scale).masked_fill(~keep, float("-inf"))
+        return vocab.class_max(logits.softmax(-1))
 
 
 def _pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:

@@ -48,10 +48,16 @@ class DistillationTask(nn.Module):
         student = self.student
         return student.module if hasattr(student, "module") else student
 
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
-        """(B, 3, H, W) [0,1] images -> dict of losses (``loss`` is the total to back-propagate)."""
-        with torch.no_grad():
-            views = self.teacher.encode_views(images)  # (B, V, D)
+    def forward(self, images: Tensor, views: Tensor | None = None) -> dict[str, Tensor]:
+        """Losses for (B, 3, H, W) [0,1] images (``loss`` is the total to back-propagate).
+
+        Args:
+            images: the student's training crops.
+            views: (B, V, D) cached teacher views of the same crops; computed online when None.
+        """
+        if views is None:
+            with torch.no_grad():
+                views = self.teacher.encode_views(images)  # (B, V, D)
         out = self.student(images, self.mask_ratio)
         student = self.unwrapped_student
         return zeroseg_losses(

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from zeroseg import checkpoint as ckpt
 from zeroseg.config import ExperimentConfig, save_config, to_dict
 from zeroseg.data.images import ImageFolder
+from zeroseg.data.teacher_cache import cached_dataset
 from zeroseg.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -138,6 +139,8 @@ def _train(
             f"seg_head.out_dim={config.seg_head.out_dim} must equal the teacher's embedding size "
             f"{teacher.embed_dim} ({config.teacher.model})"
         )
+    if config.data.teacher_cache:
+        dataset = cached_dataset(config, dataset, teacher, device, info, progress)
     use_decoder = config.loss.reconstruction_weight > 0
     student = build_zeroseg(
         config.encoder, config.seg_head, config.decoder if use_decoder else None
@@ -239,13 +242,16 @@ def train_step(
     sums = torch.zeros(len(LOSS_KEYS), device=device)
     counts = torch.zeros(len(LOSS_KEYS), device=device)
     for micro in range(accumulation):
-        images = next(batches).to(device, non_blocking=True)
+        batch = next(batches)
+        images, views = batch if isinstance(batch, list | tuple) else (batch, None)
+        images = images.to(device, non_blocking=True)
+        views = views.to(device, non_blocking=True) if views is not None else None
         sync = micro == accumulation - 1 or not isinstance(task.student, DistributedDataParallel)
         with contextlib.ExitStack() as stack:
             if not sync:
                 stack.enter_context(task.student.no_sync())
             with _autocast(device, config.train.precision):
-                out = task(images)
+                out = task(images, views)
             (out["loss"] / accumulation).backward()
         for i, key in enumerate(LOSS_KEYS):
             if key in out:

@@ -70,6 +70,7 @@ class ImageFolder(Dataset):
     """Unlabelled images under a folder, as (3, image_size, image_size) [0,1] tensors."""
 
     def __init__(self, root: str | Path, image_size: int, resize_short: int) -> None:
+        self.root = Path(root)
         self.files = find_images(root)
         self.image_size = image_size
         self.resize_short = max(resize_short, image_size)

@@ -1,0 +1,144 @@
+"""Cached teacher view embeddings (paper §3: features are pre-computed, training uses a fixed crop).
+
+Layout of a cache folder::
+
+    views.npy    (N, V, D) float16 memmap, row i = the views of image i of the sorted file list
+    meta.json    what the rows mean (teacher identity, grids, crop geometry, file-list hash) and
+                 ``complete: true`` once every row is written
+
+For ImageNet-1k with ViT-L/14 and 30 views that is about 59 GB. Filling is sharded across ranks
+under torchrun (rank r writes rows r, r+W, ...). A cache whose meta does not match the run's config
+is refused loudly instead of silently training on stale targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from zeroseg.checkpoint import atomic_write_text
+from zeroseg.config import ExperimentConfig
+from zeroseg.data.images import ImageFolder
+from zeroseg.distributed import DistInfo, barrier
+from zeroseg.errors import ZeroSegError
+from zeroseg.teacher import CLIPTeacher
+
+logger = logging.getLogger(__name__)
+
+
+def cache_identity(config: ExperimentConfig, dataset: ImageFolder) -> dict:
+    """Everything that determines the cached rows; compared field by field on load."""
+    names = "\n".join(str(p.relative_to(dataset.root)) for p in dataset.files)
+    teacher = config.teacher
+    return {
+        "teacher_model": teacher.model,
+        "teacher_pretrained": teacher.pretrained,
+        "teacher_model_config": json.dumps(teacher.model_config, sort_keys=True),
+        "teacher_seed": teacher.seed if teacher.pretrained == "none" else None,
+        "grids": list(teacher.grids),
+        "image_size": dataset.image_size,
+        "resize_short": dataset.resize_short,
+        "num_images": len(dataset),
+        "files_sha256": hashlib.sha256(names.encode()).hexdigest(),
+    }
+
+
+class CachedViews(Dataset):
+    """Training images paired with their cached teacher views: (image (3,S,S), views (V, D))."""
+
+    def __init__(self, dataset: ImageFolder, views: np.ndarray) -> None:
+        self.dataset, self.views = dataset, views
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.dataset[index], torch.from_numpy(np.asarray(self.views[index], dtype=np.float32))
+
+
+def open_cache(cache_dir: Path, identity: dict) -> np.ndarray:
+    """Memory-map a complete cache after checking it matches ``identity``."""
+    meta_path = Path(cache_dir) / "meta.json"
+    if not meta_path.is_file():
+        raise ZeroSegError(f"teacher cache {cache_dir} has no meta.json")
+    meta = json.loads(meta_path.read_text())
+    if not meta.get("complete"):
+        raise ZeroSegError(f"teacher cache {cache_dir} is incomplete; delete it or fill it again")
+    for key, value in identity.items():
+        if meta.get(key) != value:
+            raise ZeroSegError(
+                f"teacher cache {cache_dir} is stale: {key} is {meta.get(key)!r}, run needs {value!r}"
+            )
+    return np.load(Path(cache_dir) / "views.npy", mmap_mode="r")
+
+
+def fill_cache(
+    cache_dir: Path,
+    identity: dict,
+    dataset: ImageFolder,
+    teacher: CLIPTeacher,
+    device: torch.device,
+    info: DistInfo,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> np.ndarray:
+    """Compute every image's views with ``teacher`` (sharded over ranks) and return the memmap."""
+    cache_dir = Path(cache_dir)
+    views_path = cache_dir / "views.npy"
+    shape = (len(dataset), teacher.num_views, teacher.embed_dim)
+    if info.is_main:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache_dir / "meta.json", json.dumps({**identity, "complete": False}))
+        np.lib.format.open_memmap(views_path, mode="w+", dtype=np.float16, shape=shape).flush()
+    barrier(info)
+    rows = np.load(views_path, mmap_mode="r+")
+    indices = list(range(info.rank, len(dataset), info.world_size))
+    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers)
+    bar = tqdm(total=len(indices), desc="teacher views", disable=not (progress and info.is_main))
+    position = 0
+    for images in loader:
+        views = teacher.encode_views(images.to(device)).cpu().numpy().astype(np.float16)
+        rows[indices[position : position + len(images)]] = views
+        position += len(images)
+        bar.update(len(images))
+    bar.close()
+    rows.flush()
+    del rows
+    barrier(info)
+    if info.is_main:
+        atomic_write_text(cache_dir / "meta.json", json.dumps({**identity, "complete": True}))
+        logger.info("teacher cache %s: %s float16", cache_dir, "x".join(map(str, shape)))
+    barrier(info)
+    return open_cache(cache_dir, identity)
+
+
+def cached_dataset(
+    config: ExperimentConfig,
+    dataset: ImageFolder,
+    teacher: CLIPTeacher,
+    device: torch.device,
+    info: DistInfo,
+    progress: bool = True,
+) -> CachedViews:
+    """Open ``data.teacher_cache`` (filling it first if it is not complete) and pair it with images."""
+    cache_dir = Path(config.data.teacher_cache)
+    identity = cache_identity(config, dataset)
+    meta = cache_dir / "meta.json"
+    complete = meta.is_file() and json.loads(meta.read_text()).get("complete")
+    if complete:
+        views = open_cache(cache_dir, identity)
+    else:
+        views = fill_cache(
+            cache_dir, identity, dataset, teacher, device, info,
+            batch_size=config.optim.micro_batch_size, progress=progress,
+        )  # fmt: skip
+    return CachedViews(dataset, views)

@@ -1,0 +1,124 @@
+"""Class names as text queries of a CLIP teacher, shared by the student and the teacher baselines.
+
+Each class may have synonyms (each one its own query); the teacher's text encoder embeds every query
+with a template set (prompt ensembling). Scores are a softmax over all queries at a logit scale, then
+a class takes the max over its synonyms. Optional background words are queries of their own whose best
+score feeds the background channel (SCLIP convention); GroupViT's background is a threshold only.
+
+Shapes: Q queries, K classes, K' = K (+1 when background words are used), D embedding size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zeroseg.errors import ZeroSegError
+from zeroseg.prompts import get_templates
+from zeroseg.teacher import CLIPTeacher
+
+
+def validate_class_names(names: Sequence[str]) -> list[str]:
+    """Empty lists, empty names and (case-insensitive) duplicates are one-line errors."""
+    names = list(names)
+    if not names or any(not n for n in names):
+        raise ZeroSegError("the class list is empty or has an empty name")
+    seen = set()
+    for name in names:
+        if name.lower() in seen:
+            raise ZeroSegError(f"class {name!r} appears twice in the class list")
+        seen.add(name.lower())
+    return names
+
+
+def parse_class_list(text: str) -> list[str]:
+    """Split "cat, dog, grass" into names (validated)."""
+    return validate_class_names([name.strip() for name in text.split(",")])
+
+
+@dataclass
+class TextQueries:
+    """Embedded queries of a class list.
+
+    Attributes:
+        names: display names aligned with output indices ("background" first when used).
+        text: (Q, D) L2-normalised query embeddings.
+        query_class: (Q,) class index of each query, -1 for background words.
+        background: whether output index 0 is background.
+    """
+
+    names: list[str]
+    text: Tensor
+    query_class: Tensor
+    background: bool
+
+    @property
+    def num_classes(self) -> int:
+        """K: classes excluding background."""
+        return len(self.names) - int(self.background)
+
+    @classmethod
+    def build(
+        cls,
+        teacher: CLIPTeacher,
+        class_names: Sequence[str | Sequence[str]],
+        templates: str = "imagenet80",
+        background: bool = False,
+        background_words: Sequence[str] = (),
+        cache: dict | None = None,
+    ) -> TextQueries:
+        """Embed each class's names (a sequence entry = synonyms; the first is the display name)."""
+        classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
+        validate_class_names([c[0] if c else "" for c in classes])
+        if background_words and not background:
+            raise ZeroSegError("background words need background=True")
+        queries, owners = [], []
+        for index, names in enumerate(classes):
+            queries += names
+            owners += [index] * len(names)
+        queries += list(background_words)
+        owners += [-1] * len(background_words)
+        cache = {} if cache is None else cache
+        prompts = get_templates(templates)
+        for query in queries:
+            if (query, templates) not in cache:
+                cache[(query, templates)] = teacher.build_classifier([[query]], prompts)[0]
+        text = torch.stack([cache[(q, templates)] for q in queries])
+        display = (["background"] if background else []) + [c[0] for c in classes]
+        return cls(display, text, torch.tensor(owners, device=text.device), background)
+
+    def class_max(self, values: Tensor) -> Tensor:
+        """(..., Q) per-query values -> (..., K') max over each class's synonyms, bg words last."""
+        columns = [
+            values[..., self.query_class == k].max(-1).values for k in range(self.num_classes)
+        ]
+        if (self.query_class < 0).any():
+            columns.append(values[..., self.query_class < 0].max(-1).values)
+        return torch.stack(columns, dim=-1)
+
+    def logits(self, embeddings: Tensor, logit_scale: float) -> Tensor:
+        """(..., D) image-side embeddings -> (..., Q) scaled cosine similarities."""
+        return logit_scale * F.normalize(embeddings.float(), dim=-1) @ self.text.T
+
+    def probabilities(self, embeddings: Tensor, logit_scale: float) -> Tensor:
+        """(..., D) embeddings -> (..., K') class probabilities (softmax over queries, class max)."""
+        return self.class_max(self.logits(embeddings, logit_scale).softmax(-1))
+
+    def with_background(self, pixel_scores: Tensor, threshold: float, best: float) -> Tensor:
+        """(K', H, W) pixel class scores -> (C, H, W) with the background channel first if used.
+
+        GroupViT's rule: a pixel is background (score 1) when its best class score is below
+        min(threshold, best), ``best`` being the best class score in the image or window. The best
+        background-word score, when there are background words, also counts as background.
+        """
+        fg = pixel_scores[: self.num_classes]
+        if not self.background:
+            return fg
+        bg = (fg.max(dim=0).values < min(threshold, best)).float()
+        if pixel_scores.shape[0] > self.num_classes:
+            bg = torch.maximum(bg, pixel_scores[self.num_classes])
+        return torch.cat([bg.unsqueeze(0), fg])

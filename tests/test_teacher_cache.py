@@ -1,0 +1,37 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from zeroseg.config import load_config
+from zeroseg.data.images import ImageFolder
+from zeroseg.data.teacher_cache import cache_identity, cached_dataset, open_cache
+from zeroseg.distributed import DistInfo
+from zeroseg.errors import ZeroSegError
+from zeroseg.teacher import build_teacher
+from zeroseg.training import train
+
+
+def test_cache_holds_the_online_views_and_is_checked(tmp_path, image_folder):
+    cache = tmp_path / "cache"
+    config = load_config("tiny", [f"data.root={image_folder}", f"data.teacher_cache={cache}"])
+    dataset = ImageFolder(image_folder, 64, config.data.resize_short)
+    teacher = build_teacher(config.teacher)
+    paired = cached_dataset(config, dataset, teacher, torch.device("cpu"), DistInfo(), False)
+    assert json.loads((cache / "meta.json").read_text())["complete"] is True
+    image, views = paired[5]
+    online = teacher.encode_views(image.unsqueeze(0))[0]
+    assert views.shape == (30, 64)
+    assert torch.allclose(views, online, atol=2e-3 * online.abs().max())
+    other = load_config("tiny", [f"data.teacher_cache={cache}", "teacher.grids=[1,3]"])
+    with pytest.raises(ZeroSegError, match="stale: grids"):
+        open_cache(cache, cache_identity(other, dataset))
+
+
+def test_training_from_the_cache(tmp_path, image_folder):
+    cache = tmp_path / "cache"
+    overrides = [f"data.root={image_folder}", f"data.teacher_cache={cache}", "train.steps=3"]
+    result = train(load_config("tiny", overrides), tmp_path / "run", progress=False)
+    assert np.load(cache / "views.npy", mmap_mode="r").shape == (32, 30, 64)
+    assert result.history[-1]["loss"] > 0
