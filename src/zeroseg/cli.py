@@ -116,6 +116,65 @@ def _unique_stems(paths: list[Path]) -> list[str]:
     return stems
 
 
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the whole method in a synthetic world on CPU: scenes, teacher, student, report",
+    )
+    p.add_argument("--out", default="zeroseg-demo", help="output folder [zeroseg-demo]")
+    p.add_argument("--cache", default=None, help="teacher cache folder [~/.cache/zeroseg]")
+    p.add_argument("--seed", type=int, default=0, help="world and training seed [0]")
+    p.add_argument("--steps", type=int, default=None, help="student optimiser steps")
+    p.add_argument("--train-images", type=int, default=None, help="training scenes")
+    p.add_argument("--val-images", type=int, default=None, help="validation scenes")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="student config overrides")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from zeroseg.synthetic.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(out_dir=Path(args.out), seed=args.seed, overrides=list(args.overrides))
+    if args.cache:
+        cfg.cache_dir = Path(args.cache)
+    for name in ("steps", "train_images", "val_images"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    metrics = run_demo(cfg, progress=not args.no_progress)
+    for name, values in metrics.items():
+        if "miou" in values:
+            print(
+                f"{name:28s} mIoU {values['miou']:.3f}  pixel accuracy {values['pixel_accuracy']:.3f}"
+            )
+    summary = metrics["summary"]
+    print(f"zeroseg / {summary['best_baseline']}: {summary['ratio_to_best_baseline']}x")
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def _add_cache_teacher(sub) -> None:
+    p = sub.add_parser(
+        "cache-teacher", help="pre-compute the teacher's view embeddings of a dataset"
+    )
+    p.add_argument("--preset", default="tiny", help="preset name or YAML path [tiny]")
+    p.add_argument("--data", required=True, help="folder of training images")
+    p.add_argument("--cache", required=True, help="cache folder (data.teacher_cache)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(handler=_run_cache_teacher)
+
+
+def _run_cache_teacher(args: argparse.Namespace) -> int:
+    from zeroseg.config import load_config
+    from zeroseg.data.teacher_cache import build_cache
+
+    overrides = [*args.overrides, f"data.root={args.data}", f"data.teacher_cache={args.cache}"]
+    shape = build_cache(load_config(args.preset, overrides), progress=not args.no_progress)
+    print(f"{args.cache}: views {tuple(shape)}")
+    return 0
+
+
 def _add_config(sub) -> None:
     p = sub.add_parser("config", help="print a resolved config as YAML")
     p.add_argument("preset", nargs="?", default="tiny", help="preset name or YAML path [tiny]")
@@ -141,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_segment, _add_config):
+    for add in (_add_train, _add_cache_teacher, _add_segment, _add_demo, _add_config):
         add(sub)
     return parser
 

@@ -61,6 +61,8 @@ class SegHeadConfig:
     gumbel: bool = True  # [guess 6] Gumbel noise on the assignment while training
     hard: bool = True  # [guess 6] one-hot (straight-through) assignment
     gumbel_tau: float = 1.0
+    cross_attention: bool = True  # group tokens attend to all tokens before assignment (GroupViT)
+    group_residual: bool = True  # segment = pooled tokens + group token (GroupViT) or pooled only
 
 
 @dataclass

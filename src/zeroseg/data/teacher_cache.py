@@ -61,7 +61,9 @@ class CachedViews(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.dataset[index], torch.from_numpy(np.asarray(self.views[index], dtype=np.float32))
+        return self.dataset[index], torch.from_numpy(
+            np.asarray(self.views[index], dtype=np.float32)
+        )
 
 
 def open_cache(cache_dir: Path, identity: dict) -> np.ndarray:
@@ -142,3 +144,18 @@ def cached_dataset(
             batch_size=config.optim.micro_batch_size, progress=progress,
         )  # fmt: skip
     return CachedViews(dataset, views)
+
+
+def build_cache(config: ExperimentConfig, progress: bool = True) -> tuple[int, ...]:
+    """Fill ``data.teacher_cache`` for ``data.root`` (under torchrun: sharded); returns its shape."""
+    from zeroseg.distributed import cleanup, init_distributed, select_device
+    from zeroseg.teacher import build_teacher
+
+    device = select_device(config.train.device)
+    info = init_distributed(device)
+    try:
+        images = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
+        teacher = build_teacher(config.teacher).to(device)
+        return cached_dataset(config, images, teacher, device, info, progress).views.shape
+    finally:
+        cleanup(info)

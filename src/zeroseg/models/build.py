@@ -81,6 +81,8 @@ def build_zeroseg(
         hard=seg_head.hard,
         gumbel=seg_head.gumbel,
         gumbel_tau=seg_head.gumbel_tau,
+        cross_attention=seg_head.cross_attention,
+        residual=seg_head.group_residual,
     )
     dec = None
     if decoder is not None:

@@ -69,6 +69,8 @@ class SegmentationHead(nn.Module):
         num_group_tokens: group tokens per grouping stage (32, 8 in the paper).
         out_dim: teacher embedding size D_out.
         projector_hidden: hidden width of the shared projector MLP (0 = linear).
+        hard, gumbel, gumbel_tau: assignment options (``grouping.assign``).
+        cross_attention, residual: ``GroupingBlock`` options.
     """
 
     def __init__(
@@ -83,6 +85,8 @@ class SegmentationHead(nn.Module):
         hard: bool = True,
         gumbel: bool = True,
         gumbel_tau: float = 1.0,
+        cross_attention: bool = True,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         if len(depths) != len(num_group_tokens) + 1:
@@ -103,7 +107,11 @@ class SegmentationHead(nn.Module):
                     nn.Sequential(nn.LayerNorm(width), MixerMlp(prev, width // 2, num))
                 )
             self.stages.append(_blocks(width, heads, depths[k]))
-            self.groupings.append(GroupingBlock(width, heads, num, num, hard, gumbel, gumbel_tau))
+            self.groupings.append(
+                GroupingBlock(
+                    width, heads, num, num, hard, gumbel, gumbel_tau, cross_attention, residual
+                )
+            )
         self.final_blocks = _blocks(width, heads, depths[-1])
         self.norm = nn.LayerNorm(width)
         self.projector = Projector(width, projector_hidden, out_dim)
