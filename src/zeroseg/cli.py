@@ -175,6 +175,116 @@ def _run_cache_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="benchmark mIoU with a published protocol (VOC, Context, COCO)"
+    )
+    p.add_argument("--checkpoint", help="run directory or checkpoint (the student)")
+    p.add_argument(
+        "--dataset", required=True, choices=["voc", "voc20", "context", "context59", "coco-object"]
+    )
+    p.add_argument(
+        "--data-root", required=True, help="dataset root (e.g. the folder with VOCdevkit)"
+    )
+    p.add_argument("--preset", default="zeroseg", choices=["zeroseg", "groupvit", "sclip"])
+    p.add_argument("--method", default="zeroseg", choices=["zeroseg", "teacher-dense"])
+    p.add_argument("--teacher", help="teacher-dense: open_clip model name [ViT-L-14]")
+    p.add_argument("--teacher-pretrained", default="openai", help="teacher-dense: tag or file")
+    p.add_argument("--vocabulary", choices=["groupvit", "sclip"], help="class-name flavour")
+    p.add_argument("--save-predictions", metavar="DIR", help="write label PNGs here")
+    p.add_argument("--out", required=True, help="folder for results.json and results.md")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="InferenceConfig overrides")
+    p.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import yaml
+
+    from zeroseg.data.segmentation import build_dataset
+    from zeroseg.distributed import init_distributed, select_device
+    from zeroseg.evaluation import benchmark_settings, evaluate
+    from zeroseg.protocols import protocol_config
+    from zeroseg.vocabularies import load_vocabulary
+
+    config, flavour = protocol_config(args.preset, args.dataset)
+    changes = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in {f.name for f in dataclasses.fields(config)}:
+            raise ZeroSegError(f"override {item!r}: not key=value with an InferenceConfig field")
+        changes[key] = yaml.safe_load(value)
+    config = dataclasses.replace(config, **changes)
+    vocabulary = load_vocabulary(args.dataset, args.vocabulary or flavour)
+    dataset = build_dataset(args.dataset, args.data_root)
+    device = select_device(args.device or "auto")
+    init_distributed(device)
+    segmenter, checkpoint, teacher = _evaluation_model(args, config, device)
+    settings = benchmark_settings(
+        args.preset, args.dataset, config, vocabulary, checkpoint=checkpoint, teacher=teacher,
+        method=args.method,
+    )  # fmt: skip
+    results = evaluate(
+        segmenter, dataset, out_dir=args.out, vocabulary=vocabulary, settings=settings,
+        save_predictions=args.save_predictions, progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"{args.dataset} ({args.preset}): mIoU {results['miou']:.2f}  -> {Path(args.out)}")
+    return 0
+
+
+def _evaluation_model(args, config, device):
+    """The student's Segmenter, or the teacher-only dense baseline."""
+    from zeroseg.inference import Segmenter
+
+    if args.method == "zeroseg":
+        if not args.checkpoint:
+            raise ZeroSegError("--checkpoint is required with --method zeroseg")
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, config, device=device)
+        teacher = segmenter.experiment_config.teacher
+        return segmenter, segmenter.checkpoint_path, f"{teacher.model}/{teacher.pretrained}"
+    from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
+    from zeroseg.config import TeacherConfig
+    from zeroseg.teacher import build_teacher
+
+    if args.checkpoint:
+        teacher_cfg = Segmenter.from_checkpoint(args.checkpoint, config).experiment_config.teacher
+    else:
+        teacher_cfg = TeacherConfig(
+            model=args.teacher or "ViT-L-14", pretrained=args.teacher_pretrained
+        )
+    teacher = build_teacher(teacher_cfg).to(device)
+    return (
+        DenseCLIPSegmenter(teacher, config),
+        None,
+        f"{teacher_cfg.model}/{teacher_cfg.pretrained}",
+    )
+
+
+def _add_prepare(sub) -> None:
+    p = sub.add_parser("prepare", help="convert or verify a benchmark's files (no mmcv needed)")
+    p.add_argument("dataset", choices=["voc", "context", "coco-object"])
+    p.add_argument("--root", required=True, help="dataset root")
+    p.add_argument("--annotations", help="context: Detail API trainval_merged.json")
+    p.add_argument("--source", help="coco-object: folder of raw stuffthingmaps PNGs")
+    p.add_argument("--overwrite", action="store_true", help="rewrite converted label files")
+    p.set_defaults(handler=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from zeroseg import prepare
+
+    if args.dataset == "voc":
+        prepare.prepare_voc(args.root)
+    elif args.dataset == "context":
+        prepare.prepare_context(args.root, annotations=args.annotations, overwrite=args.overwrite)
+    else:
+        prepare.prepare_coco_object(args.root, source=args.source, overwrite=args.overwrite)
+    return 0
+
+
 def _add_config(sub) -> None:
     p = sub.add_parser("config", help="print a resolved config as YAML")
     p.add_argument("preset", nargs="?", default="tiny", help="preset name or YAML path [tiny]")
@@ -200,7 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_cache_teacher, _add_segment, _add_demo, _add_config):
+    commands = (
+        _add_train,
+        _add_cache_teacher,
+        _add_segment,
+        _add_evaluate,
+        _add_prepare,
+        _add_demo,
+    )
+    for add in (*commands, _add_config):
         add(sub)
     return parser
 

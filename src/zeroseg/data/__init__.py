@@ -1,0 +1,1 @@
+"""Data: unlabelled training images, the teacher-feature cache and the evaluation benchmarks."""

@@ -1,0 +1,250 @@
+"""Benchmark evaluation: segment every image, score at the label's resolution, write the results.
+
+``evaluate`` works with anything that has the ``Segmenter`` API (``set_vocabulary``, ``predict``):
+the distilled student and the teacher-only baselines alike. Scores follow mmseg's definitions
+(``zeroseg.metrics``). Under ``torch.distributed`` each rank takes ``indices[rank::world]`` (no
+padded duplicates) and the confusion matrices are summed, so any number of processes gives the
+single-process numbers exactly.
+
+Outputs in ``out_dir``: ``results.json`` (mIoU, aAcc, mAcc, per-class IoU and accuracy, all in percent,
+NaN written as null, plus the caller's settings) and ``results.md`` (the same as Markdown tables);
+optionally one palette PNG of predicted class indices per image, named by the image's stem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from zeroseg.checkpoint import atomic_write_text
+from zeroseg.errors import ZeroSegError
+from zeroseg.metrics import ConfusionMatrix
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(
+    segmenter,
+    dataset,
+    *,
+    out_dir: str | Path,
+    save_predictions: bool | str | Path | None = None,
+    progress: bool = True,
+    vocabulary=None,
+    settings: Mapping[str, Any] | None = None,
+) -> dict:
+    """Score a segmenter on a labelled dataset and write ``results.json`` and ``results.md``.
+
+    Args:
+        segmenter: has ``predict(image (3, H, W)) -> SegmentationResult`` whose ``labels`` (H, W)
+            index the dataset's classes (set its vocabulary first, or pass ``vocabulary``).
+        dataset: yields ``(image (3, H, W) [0,1], label (H, W) int64, name)`` and has
+            ``class_names`` and ``ignore_index``.
+        out_dir: folder for the results (created).
+        save_predictions: True for ``out_dir/predictions``, or a folder; None/False to skip.
+        progress: show a progress bar (rank 0 only).
+        vocabulary: a ``zeroseg.vocabularies.Vocabulary`` to set on the segmenter first.
+        settings: what produced the numbers (preset, templates, class names, teacher, checkpoint
+            hash, ...), recorded verbatim under ``settings``.
+
+    Returns:
+        The content of ``results.json`` (the same on every rank, but for ``seconds``).
+    """
+    out_dir = Path(out_dir)
+    class_names = list(dataset.class_names)
+    if vocabulary is not None:
+        if len(vocabulary.class_names) != len(class_names):
+            raise ZeroSegError(
+                f"vocabulary has {len(vocabulary.class_names)} classes, dataset {len(class_names)}"
+            )
+        vocabulary.apply_to(segmenter)
+        logger.info("classes: %s", " | ".join("; ".join(n) for n in vocabulary.class_names))
+        if vocabulary.background_words:
+            logger.info("background words: %s", "; ".join(vocabulary.background_words))
+    pred_dir = _prediction_dir(out_dir, save_predictions)
+    rank, world = _rank_world()
+    matrix = ConfusionMatrix(len(class_names), getattr(dataset, "ignore_index", 255))
+    indices = list(range(len(dataset)))[rank::world]
+    start = time.perf_counter()
+    for index in tqdm(indices, desc="evaluate", disable=not progress or rank != 0):
+        image, label, name = dataset[index]
+        labels = _predict_labels(segmenter, image, label, len(class_names), name)
+        matrix.update(labels, label)
+        if pred_dir is not None:
+            from zeroseg.visualize import save_label_png
+
+            save_label_png(labels, pred_dir / f"{name}.png")
+    matrix.all_reduce()
+    results = _results(matrix, class_names, len(dataset), settings)
+    results["seconds"] = round(time.perf_counter() - start, 2)
+    if rank == 0:
+        write_results(results, out_dir)
+        logger.info(
+            "mIoU %.2f  aAcc %.2f  mAcc %.2f", results["miou"], results["aacc"], results["macc"]
+        )
+    return results
+
+
+def _predict_labels(segmenter, image, label, num_classes: int, name: str) -> torch.Tensor:
+    result = segmenter.predict(image)
+    labels = result.labels
+    if len(result.class_names) != num_classes:
+        raise ZeroSegError(
+            f"the segmenter outputs {len(result.class_names)} classes but the dataset has "
+            f"{num_classes}: set a matching vocabulary (with background if the dataset has it)"
+        )
+    if labels.shape != label.shape:
+        raise ZeroSegError(
+            f"prediction for {name} is {tuple(labels.shape)}, label is {tuple(label.shape)}"
+        )
+    return labels.cpu()
+
+
+def _prediction_dir(out_dir: Path, save: bool | str | Path | None) -> Path | None:
+    if save is None or save is False:
+        return None
+    folder = out_dir / "predictions" if save is True else Path(save)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _results(matrix: ConfusionMatrix, class_names: list[str], num_images: int, settings) -> dict:
+    summary = matrix.summary(class_names)
+    return {
+        "miou": summary["miou"],
+        "aacc": summary["aacc"],
+        "macc": summary["macc"],
+        "per_class": summary["per_class"],
+        "per_class_acc": summary["per_class_acc"],
+        "num_images": num_images,
+        "num_pixels": summary["num_pixels"],
+        "settings": _plain(dict(settings or {})),
+    }
+
+
+def write_results(results: dict, out_dir: str | Path) -> None:
+    """Write ``results.json`` (NaN as null) and ``results.md`` atomically."""
+    out_dir = Path(out_dir)
+    text = json.dumps(_nan_to_none(results), indent=2, allow_nan=False)
+    atomic_write_text(out_dir / "results.json", text + "\n")
+    atomic_write_text(out_dir / "results.md", results_markdown(results))
+
+
+def results_markdown(results: dict) -> str:
+    """A summary line, the settings and the per-class table as Markdown."""
+    lines = [
+        "# Evaluation results",
+        "",
+        "| mIoU | aAcc | mAcc | images |",
+        "|---:|---:|---:|---:|",
+        f"| {_pct(results['miou'])} | {_pct(results['aacc'])} | {_pct(results['macc'])} "
+        f"| {results['num_images']} |",
+        "",
+    ]
+    if results.get("settings"):
+        lines += ["## Settings", "", "| setting | value |", "|---|---|"]
+        for key, value in results["settings"].items():
+            if isinstance(value, list) and len(value) > 8:
+                shown = f"{len(value)} entries (see results.json)"
+            else:
+                shown = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"| {key} | {shown.replace('|', '/')} |")
+        lines.append("")
+    lines += ["## Per class", "", "| class | IoU | Acc |", "|---|---:|---:|"]
+    for name, iou in results["per_class"].items():
+        lines.append(f"| {name} | {_pct(iou)} | {_pct(results['per_class_acc'][name])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _plain(value):
+    """Settings -> JSON-friendly containers (dataclasses become dicts, paths strings)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file (checkpoint identity for the results)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZeroSegError(f"cannot hash {path}: not a file")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def benchmark_settings(
+    preset: str,
+    dataset: str,
+    config,
+    vocabulary,
+    checkpoint: str | Path | None = None,
+    teacher: str | None = None,
+    **extra: Any,
+) -> dict:
+    """The settings block for ``evaluate(..., settings=...)`` of a benchmark run.
+
+    Args:
+        preset: protocol name (``zeroseg.protocols``).
+        dataset: benchmark name.
+        config: the ``InferenceConfig`` used.
+        vocabulary: the ``Vocabulary`` used.
+        checkpoint: checkpoint file, hashed with SHA-256 (None for teacher-only baselines).
+        teacher: the teacher's identity, e.g. "ViT-L-14/openai".
+        extra: anything else to record.
+    """
+    settings = {
+        "preset": preset,
+        "dataset": dataset,
+        "inference": _plain(config),
+        "templates": getattr(config, "templates", None),
+        "vocabulary": f"{vocabulary.flavour} ({vocabulary.source})",
+        "class_names": [list(names) for names in vocabulary.class_names],
+        "background_words": list(vocabulary.background_words),
+        "teacher": teacher,
+        "torch": torch.__version__,
+    }
+    if checkpoint is not None:
+        settings["checkpoint"] = str(checkpoint)
+        settings["checkpoint_sha256"] = file_sha256(checkpoint)
+    settings.update(extra)
+    return settings

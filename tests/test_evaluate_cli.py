@@ -1,0 +1,70 @@
+"""`zeroseg evaluate` end to end on a fake VOC tree with the tiny run's checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_segmentation_data import make_masks, write_voc_tree
+
+from zeroseg.cli import main
+from zeroseg.metrics import ConfusionMatrix
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    base = tmp_path_factory.mktemp("voc")
+    write_voc_tree(base, make_masks(3, 21, size=(40, 56)))
+    return base
+
+
+def test_evaluate_writes_results_and_reproducible_predictions(tmp_path, tiny_run, voc_root):
+    out, preds = tmp_path / "out", tmp_path / "preds"
+    code = main(["evaluate", "--checkpoint", str(tiny_run), "--dataset", "voc", "--data-root",
+                 str(voc_root), "--out", str(out), "--save-predictions", str(preds),
+                 "--no-progress", "short_side=64", "window=64", "stride=32",
+                 "templates=simple1"])  # fmt: skip
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["per_class"]) == 21 and "aeroplane" in results["per_class"]
+    assert results["settings"]["preset"] == "zeroseg"
+    assert len(results["settings"]["checkpoint_sha256"]) == 64
+    assert (out / "results.md").read_text().count("|") > 21
+    matrix = ConfusionMatrix(21)
+    root = voc_root / "VOCdevkit" / "VOC2012"
+    import torch
+
+    for name in (root / "ImageSets/Segmentation/val.txt").read_text().split():
+        pred = np.asarray(Image.open(preds / f"{name}.png"))
+        label = np.asarray(Image.open(root / "SegmentationClass" / f"{name}.png"))
+        assert pred.shape == label.shape
+        matrix.update(
+            torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(label.astype(np.int64))
+        )
+    assert matrix.summary(list(results["per_class"]))["miou"] == pytest.approx(
+        results["miou"], abs=1e-6
+    )
+
+
+def test_evaluate_teacher_dense_baseline(tmp_path, tiny_run, voc_root):
+    code = main(["evaluate", "--checkpoint", str(tiny_run), "--method", "teacher-dense",
+                 "--dataset", "voc20", "--data-root", str(voc_root), "--out", str(tmp_path / "o"),
+                 "--no-progress", "short_side=32", "window=32", "stride=16"])  # fmt: skip
+    assert code == 0
+    assert (
+        json.loads((tmp_path / "o" / "results.json").read_text())["settings"]["method"]
+        == "teacher-dense"
+    )
+
+
+def test_wrong_root_and_missing_split(tmp_path, tiny_run, voc_root, capsys):
+    args = ["evaluate", "--checkpoint", str(tiny_run), "--dataset", "voc", "--out", str(tmp_path)]
+    assert main([*args, "--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nowhere" in err and "\n" not in err
+    (voc_root / "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt").rename(tmp_path / "val.txt")
+    try:
+        assert main([*args, "--data-root", str(voc_root)]) == 2
+        assert "val.txt" in capsys.readouterr().err
+    finally:
+        (tmp_path / "val.txt").rename(voc_root / "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt")
