@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from zeroseg.baselines.dense_clip import DenseCLIPSegmenter, slide_windows
+from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig, SegmentationResult
+from zeroseg.inference import InferenceConfig, SegmentationResult, slide_windows
 from zeroseg.teacher import CLIPTeacher
 
 CONFIG = InferenceConfig(short_side=None, mode="whole", window=32, stride=16, templates="simple1")

@@ -15,6 +15,7 @@ H x W pixels, h x w patch grid.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,52 +73,58 @@ class SegmentationResult:
     segment_classes: Tensor | None = None
 
 
-class Segmenter:
-    """A trained student plus the teacher's text encoder: image in, label map out.
+def resize_short_side(image: Tensor, config: InferenceConfig) -> Tensor:
+    """(1, 3, H, W) -> short side ``config.short_side``, long side capped at ``max_long_side``.
+
+    mmseg's keep-ratio resize; the image is returned unchanged when ``short_side`` is None.
+    """
+    if config.short_side is None:
+        return image
+    h, w = image.shape[-2:]
+    scale = min(config.short_side / min(h, w), config.max_long_side / max(h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if size == (h, w):
+        return image
+    resized = F.interpolate(image, size, mode="bilinear", align_corners=False, antialias=True)
+    return resized.clamp(0, 1)
+
+
+def slide_windows(height: int, width: int, window: int, stride: int) -> list[tuple[int, ...]]:
+    """mmseg's sliding grid as (y0, y1, x0, x1); the last row/column is shifted to end at the edge."""
+    rows = max(height - window + stride - 1, 0) // stride + 1
+    cols = max(width - window + stride - 1, 0) // stride + 1
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            y1, x1 = min(r * stride + window, height), min(c * stride + window, width)
+            boxes.append((max(y1 - window, 0), y1, max(x1 - window, 0), x1))
+    return boxes
+
+
+class WindowSegmenter:
+    """Shared inference skeleton: vocabulary, resize, whole/sliding windows, result assembly.
+
+    Subclasses implement ``window_outputs`` (or only ``window_scores``) for one window.
 
     Args:
-        model: the ZeroSeg student (decoder not needed).
-        teacher: the CLIP teacher the student was distilled from (its text side labels segments).
+        teacher: the CLIP teacher whose text encoder embeds the class names.
         config: inference settings.
     """
 
-    def __init__(self, model: ZeroSeg, teacher: CLIPTeacher, config: InferenceConfig | None = None):
-        self.model = model.eval()
+    def __init__(self, teacher: CLIPTeacher, config: InferenceConfig | None = None) -> None:
         self.teacher = teacher.eval()
         self.config = config or InferenceConfig()
         self.vocabulary: TextQueries | None = None
-        self._text_cache: dict[tuple[str, str], Tensor] = {}
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        config: InferenceConfig | None = None,
-        device: str | torch.device | None = None,
-    ) -> Segmenter:
-        """Build from a checkpoint file or run directory; the teacher is rebuilt from its config."""
-        from zeroseg.checkpoint import load_student
-
-        model, exp, ckpt_path = load_student(path)
-        teacher = build_teacher(exp.teacher)
-        if teacher.embed_dim != exp.seg_head.out_dim:
-            raise ZeroSegError(
-                f"checkpoint {ckpt_path}: teacher size {teacher.embed_dim} != student's"
-            )
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        segmenter = cls(model.to(device), teacher.to(device), config)
-        segmenter.checkpoint_path = ckpt_path
-        segmenter.experiment_config = exp
-        return segmenter
+        self._text_cache: dict = {}
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return self.teacher.pixel_mean.device
 
-    def with_config(self, **changes) -> Segmenter:
-        """A segmenter sharing model, teacher and vocabulary with some settings changed."""
-        other = Segmenter(self.model, self.teacher, replace(self.config, **changes))
-        other.vocabulary, other._text_cache = self.vocabulary, self._text_cache
+    def with_config(self, **changes):
+        """A copy sharing models, vocabulary and text cache, with some settings changed."""
+        other = copy.copy(self)
+        other.config = replace(self.config, **changes)
         return other
 
     def set_vocabulary(
@@ -144,60 +151,77 @@ class Segmenter:
         if image.ndim != 3 or image.shape[0] != 3:
             raise ZeroSegError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
         height, width = image.shape[-2:]
-        resized = self._resize(image.to(self.device).float().unsqueeze(0))
+        resized = resize_short_side(image.to(self.device).float().unsqueeze(0), self.config)
         if self.config.mode == "whole":
-            scores, segments, seg_classes = self._window_scores(resized)
+            scores, segments, segment_classes = self.window_outputs(resized)
         else:
-            scores, segments, seg_classes = self._slide(resized), None, None
-        scores = F.interpolate(
-            scores.unsqueeze(0), (height, width), mode="bilinear", align_corners=False
-        )[0]
+            scores, segments, segment_classes = self._slide(resized), None, None
+        size = (height, width)
+        scores = F.interpolate(scores[None], size, mode="bilinear", align_corners=False)[0]
         if segments is not None:
-            segments = F.interpolate(segments[None, None].float(), (height, width), mode="nearest")[
+            segments = F.interpolate(segments[None, None].float(), size, mode="nearest")[
                 0, 0
-            ]
-            segments = segments.long()
-        return SegmentationResult(
-            scores.argmax(0), scores, list(self.vocabulary.names), segments, seg_classes
-        )
-
-    def _resize(self, image: Tensor) -> Tensor:
-        cfg = self.config
-        if cfg.short_side is None:
-            return image
-        h, w = image.shape[-2:]
-        scale = cfg.short_side / min(h, w)
-        if max(h, w) * scale > cfg.max_long_side:
-            scale = cfg.max_long_side / max(h, w)
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        if size == (h, w):
-            return image
-        return F.interpolate(
-            image, size, mode="bilinear", align_corners=False, antialias=True
-        ).clamp(0, 1)
+            ].long()
+        names = list(self.vocabulary.names)
+        return SegmentationResult(scores.argmax(0), scores, names, segments, segment_classes)
 
     def _slide(self, image: Tensor) -> Tensor:
-        """Average window scores over a sliding grid (mmseg's ``slide`` geometry) -> (C, H, W)."""
-        cfg = self.config
+        """Average window scores over mmseg's sliding grid -> (C, H, W)."""
         _, _, height, width = image.shape
-        rows = max(height - cfg.window + cfg.stride - 1, 0) // cfg.stride + 1
-        cols = max(width - cfg.window + cfg.stride - 1, 0) // cfg.stride + 1
         total, count = None, torch.zeros(1, height, width, device=image.device)
-        for r in range(rows):
-            for c in range(cols):
-                y1, x1 = (
-                    min(r * cfg.stride + cfg.window, height),
-                    min(c * cfg.stride + cfg.window, width),
-                )
-                y0, x0 = max(y1 - cfg.window, 0), max(x1 - cfg.window, 0)
-                scores = self._window_scores(image[:, :, y0:y1, x0:x1])[0]
-                if total is None:
-                    total = torch.zeros(scores.shape[0], height, width, device=image.device)
-                total[:, y0:y1, x0:x1] += scores
-                count[:, y0:y1, x0:x1] += 1
+        for y0, y1, x0, x1 in slide_windows(height, width, self.config.window, self.config.stride):
+            scores = self.window_scores(image[:, :, y0:y1, x0:x1])
+            if total is None:
+                total = torch.zeros(scores.shape[0], height, width, device=image.device)
+            total[:, y0:y1, x0:x1] += scores
+            count[:, y0:y1, x0:x1] += 1
         return total / count
 
-    def _window_scores(self, window: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def window_outputs(self, window: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """(1, 3, h, w) window -> (C, h, w) scores, and segment ids / classes where they exist."""
+        return self.window_scores(window), None, None
+
+    def window_scores(self, window: Tensor) -> Tensor:
+        """(1, 3, h, w) window -> (C, h, w) class scores (background channel first if set)."""
+        return self.window_outputs(window)[0]
+
+
+class Segmenter(WindowSegmenter):
+    """A trained student plus the teacher's text encoder: image in, label map out.
+
+    Args:
+        model: the ZeroSeg student (decoder not needed).
+        teacher: the CLIP teacher the student was distilled from (its text side labels segments).
+        config: inference settings.
+    """
+
+    def __init__(self, model: ZeroSeg, teacher: CLIPTeacher, config: InferenceConfig | None = None):
+        super().__init__(teacher, config)
+        self.model = model.eval()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        config: InferenceConfig | None = None,
+        device: str | torch.device | None = None,
+    ) -> Segmenter:
+        """Build from a checkpoint file or run directory; the teacher is rebuilt from its config."""
+        from zeroseg.checkpoint import load_student
+
+        model, exp, ckpt_path = load_student(path)
+        teacher = build_teacher(exp.teacher)
+        if teacher.embed_dim != exp.seg_head.out_dim:
+            raise ZeroSegError(
+                f"checkpoint {ckpt_path}: teacher size {teacher.embed_dim} != student's"
+            )
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        segmenter = cls(model.to(device), teacher.to(device), config)
+        segmenter.checkpoint_path = ckpt_path
+        segmenter.experiment_config = exp
+        return segmenter
+
+    def window_outputs(self, window: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Scores of one (1, 3, h, w) window -> (C, h, w), segment ids (h, w), segment classes (S,)."""
         segment_ids, out = self.segment_map(window)
         probs, image_best = self.segment_class_scores(out)  # (S, K'), best class probability
@@ -210,7 +234,7 @@ class Segmenter:
 
     def segment_map(self, window: Tensor) -> tuple[Tensor, SegHeadOutput]:
         """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output."""
-        padded, (h, w) = _pad_to_multiple(window, self.model.encoder.patch_size)
+        padded, (h, w) = pad_to_multiple(window, self.model.encoder.patch_size)
         out, grid = self.model.encode_segments(padded)
         maps = out.soft_assignments[0]
         for soft in out.soft_assignments[1:]:
@@ -246,7 +270,7 @@ class Segmenter:
         return vocab.class_max(logits.softmax(-1))
 
 
-def _pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+def pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     """Replicate-pad (1, 3, h, w) at the bottom/right to a multiple of the patch size."""
     h, w = image.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple

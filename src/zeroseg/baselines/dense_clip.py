@@ -17,20 +17,16 @@ h x w patch grid, H x W pixels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import Tensor, nn
 
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig, SegmentationResult
-from zeroseg.text_queries import TextQueries
+from zeroseg.inference import InferenceConfig, WindowSegmenter, pad_to_multiple
 
 
-class DenseCLIPSegmenter:
+class DenseCLIPSegmenter(WindowSegmenter):
     """The teacher's patch embeddings labelled by its own text encoder; ``Segmenter``'s API.
 
     Args:
@@ -44,61 +40,8 @@ class DenseCLIPSegmenter:
 
     def __init__(self, teacher, config: InferenceConfig | None = None, residual: bool = False):
         _check_visual(teacher.clip.visual)
-        self.teacher = teacher.eval()
-        self.config = config or InferenceConfig()
+        super().__init__(teacher, config)
         self.residual = residual
-        self.vocabulary: TextQueries | None = None
-        self._text_cache: dict = {}
-
-    @property
-    def device(self) -> torch.device:
-        return self.teacher.clip.visual.conv1.weight.device
-
-    def with_config(self, **changes) -> DenseCLIPSegmenter:
-        """A segmenter sharing the teacher and vocabulary with some settings changed."""
-        other = DenseCLIPSegmenter(self.teacher, replace(self.config, **changes), self.residual)
-        other.vocabulary, other._text_cache = self.vocabulary, self._text_cache
-        return other
-
-    def set_vocabulary(
-        self,
-        class_names: Sequence[str | Sequence[str]],
-        background: bool = False,
-        background_words: Sequence[str] = (),
-    ) -> None:
-        """Same contract as ``Segmenter.set_vocabulary``."""
-        self.vocabulary = TextQueries.build(
-            self.teacher, class_names, self.config.templates, background, background_words,
-            self._text_cache,
-        )  # fmt: skip
-
-    @torch.no_grad()
-    def predict(self, image: Tensor) -> SegmentationResult:
-        """Segment one (3, H, W) [0,1] image -> labels (H, W), scores (C, H, W)."""
-        if self.vocabulary is None:
-            raise ZeroSegError("no classes set: call set_vocabulary first")
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ZeroSegError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
-        height, width = image.shape[-2:]
-        resized = resize_short_side(image.to(self.device).float().unsqueeze(0), self.config)
-        if self.config.mode == "whole":
-            scores = self.window_scores(resized)
-        else:
-            scores = self._slide(resized)
-        scores = F.interpolate(scores[None], (height, width), mode="bilinear", align_corners=False)
-        return SegmentationResult(scores[0].argmax(0), scores[0], list(self.vocabulary.names))
-
-    def _slide(self, image: Tensor) -> Tensor:
-        """Average the window scores over mmseg's sliding grid -> (C, H, W)."""
-        _, _, height, width = image.shape
-        total, count = None, torch.zeros(1, height, width, device=image.device)
-        for y0, y1, x0, x1 in slide_windows(height, width, self.config.window, self.config.stride):
-            scores = self.window_scores(image[:, :, y0:y1, x0:x1])
-            if total is None:
-                total = torch.zeros(scores.shape[0], height, width, device=image.device)
-            total[:, y0:y1, x0:x1] += scores
-            count[:, y0:y1, x0:x1] += 1
-        return total / count
 
     def window_scores(self, window: Tensor) -> Tensor:
         """(1, 3, h, w) [0,1] window -> (C, h, w) class scores (background channel first if set)."""
@@ -136,7 +79,7 @@ class DenseCLIPSegmenter:
         position embedding is resampled (bicubic) to the patch grid.
         """
         visual = self.teacher.clip.visual
-        window = _pad_to_multiple(window, visual.patch_size[0])
+        window, _ = pad_to_multiple(window, visual.patch_size[0])
         pixels = self.teacher.normalize(window).to(visual.conv1.weight.dtype)
         x = visual.conv1(pixels)  # (1, width, gh, gw)
         grid = x.shape[-2:]
@@ -199,39 +142,3 @@ def _resample_positions(visual: VisionTransformer, grid: tuple[int, int]) -> Ten
     patches = F.interpolate(patches.float(), size=tuple(grid), mode="bicubic", align_corners=False)
     patches = patches[0].permute(1, 2, 0).reshape(-1, pos.shape[-1]).to(pos.dtype)
     return torch.cat([pos[:1], patches])
-
-
-def _pad_to_multiple(image: Tensor, multiple: int) -> Tensor:
-    h, w = image.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h or pad_w:
-        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
-    return image
-
-
-def resize_short_side(image: Tensor, config: InferenceConfig) -> Tensor:
-    """(1, 3, H, W) -> resized so the short side is ``config.short_side``, the long side capped at
-    ``config.max_long_side`` (mmseg's keep-ratio resize); unchanged when ``short_side`` is None."""
-    if config.short_side is None:
-        return image
-    h, w = image.shape[-2:]
-    scale = min(config.short_side / min(h, w), config.max_long_side / max(h, w))
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    if size == (h, w):
-        return image
-    resized = F.interpolate(image, size, mode="bilinear", align_corners=False, antialias=True)
-    return resized.clamp(0, 1)
-
-
-def slide_windows(
-    height: int, width: int, window: int, stride: int
-) -> list[tuple[int, int, int, int]]:
-    """mmseg's sliding grid as (y0, y1, x0, x1); the last row/column is shifted to end at the edge."""
-    rows = max(height - window + stride - 1, 0) // stride + 1
-    cols = max(width - window + stride - 1, 0) // stride + 1
-    boxes = []
-    for r in range(rows):
-        for c in range(cols):
-            y1, x1 = min(r * stride + window, height), min(c * stride + window, width)
-            boxes.append((max(y1 - window, 0), y1, max(x1 - window, 0), x1))
-    return boxes

@@ -12,19 +12,15 @@ them. Shapes: K' classes (+1 background-word column), C output channels, H x W p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
-from zeroseg.errors import ZeroSegError
-from zeroseg.inference import SegmentationResult
+from zeroseg.inference import InferenceConfig, WindowSegmenter
 from zeroseg.teacher import CLIPTeacher, grid_boxes
-from zeroseg.text_queries import TextQueries
 
 
-class _CropSegmenter:
-    """Shared machinery: vocabulary, batched crop classification, background rule."""
+class _CropSegmenter(WindowSegmenter):
+    """Shared machinery: crops of the whole image classified in one batch, pixels averaged."""
 
     def __init__(
         self,
@@ -33,53 +29,33 @@ class _CropSegmenter:
         templates: str = "imagenet80",
         bg_threshold: float = 0.95,
     ) -> None:
-        self.teacher = teacher.eval()
-        self.logit_scale = logit_scale
-        self.templates = templates
-        self.bg_threshold = bg_threshold
-        self.vocabulary: TextQueries | None = None
-        self._text_cache: dict = {}
-
-    def set_vocabulary(
-        self,
-        class_names: Sequence[str | Sequence[str]],
-        background: bool = False,
-        background_words: Sequence[str] = (),
-    ) -> None:
-        """Same contract as ``Segmenter.set_vocabulary``."""
-        self.vocabulary = TextQueries.build(
-            self.teacher,
-            class_names,
-            self.templates,
-            background,
-            background_words,
-            self._text_cache,
-        )
+        config = InferenceConfig(
+            short_side=None, mode="whole", logit_scale=logit_scale, bg_threshold=bg_threshold,
+            templates=templates,
+        )  # fmt: skip
+        super().__init__(teacher, config)
 
     def boxes(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """Crops as (y0, y1, x0, x1)."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def predict(self, image: Tensor) -> SegmentationResult:
-        """Segment one (3, H, W) [0,1] image."""
-        if self.vocabulary is None:
-            raise ZeroSegError("no classes set: call set_vocabulary first")
-        device = self.teacher.pixel_mean.device
-        image = image.to(device).float()
+    def window_scores(self, window: Tensor) -> Tensor:
+        """(1, 3, H, W) image -> (C, H, W): each pixel averages the crops covering it."""
+        image = window[0]
         height, width = image.shape[-2:]
         boxes = self.boxes(height, width)
         crops = [image[:, y0:y1, x0:x1].unsqueeze(0) for y0, y1, x0, x1 in boxes]
         embeddings = torch.cat([self.teacher.encode_images(c) for c in crops])  # (n, D)
-        probs = self.vocabulary.probabilities(embeddings, self.logit_scale)  # (n, K')
-        total = torch.zeros(probs.shape[1], height, width, device=device)
-        count = torch.zeros(1, height, width, device=device)
+        probs = self.vocabulary.probabilities(embeddings, self.config.logit_scale)  # (n, K')
+        total = torch.zeros(probs.shape[1], height, width, device=image.device)
+        count = torch.zeros(1, height, width, device=image.device)
         for (y0, y1, x0, x1), p in zip(boxes, probs):
             total[:, y0:y1, x0:x1] += p[:, None, None]
             count[:, y0:y1, x0:x1] += 1
-        pixel = total / count.clamp(min=1)
         best = float(probs[:, : self.vocabulary.num_classes].max())
-        scores = self.vocabulary.with_background(pixel, self.bg_threshold, best)
-        return SegmentationResult(scores.argmax(0), scores, list(self.vocabulary.names))
+        return self.vocabulary.with_background(
+            total / count.clamp(min=1), self.config.bg_threshold, best
+        )
 
 
 class GridCropSegmenter(_CropSegmenter):
