@@ -1,0 +1,190 @@
+"""The synthetic world: scenes and their ground truth, the writers, and the caption-trained CLIP."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zeroseg.synthetic.scenes import (
+    CAPTION_MIN_AREA,
+    CLASS_NAMES,
+    NUM_STUFF,
+    OBJECT_CLASSES,
+    STUFF_CLASSES,
+    generate_scene,
+    generate_single_object_scene,
+    scene_bank,
+    single_object_set,
+    write_caption_set,
+    write_training_images,
+    write_validation_tree,
+)
+
+SCENES = [(seed, index) for seed in (0, 5) for index in range(40)]
+
+
+def _named(caption: str) -> set[int]:
+    return {k for k, name in enumerate(CLASS_NAMES) if re.search(rf"\b{name}\b", caption)}
+
+
+def test_class_lists():
+    assert len(OBJECT_CLASSES) >= 8 and len(STUFF_CLASSES) >= 4
+    assert CLASS_NAMES == STUFF_CLASSES + OBJECT_CLASSES
+    assert len(set(CLASS_NAMES)) == len(CLASS_NAMES) and len(STUFF_CLASSES) == NUM_STUFF
+
+
+@pytest.mark.parametrize("seed,index", SCENES[::8])
+def test_labels_are_what_is_visible(seed, index):
+    scene = generate_scene(seed, index)
+    assert scene.image.shape == (64, 64, 3) and scene.image.dtype == np.uint8
+    assert scene.labels.shape == (64, 64) and scene.labels.max() < len(CLASS_NAMES)
+    assert 1 <= len(scene.objects) <= 4 and 1 <= len(scene.stuff) <= 2
+    covered = np.zeros((64, 64), dtype=bool)
+    for obj in reversed(scene.objects):  # later objects occlude earlier ones
+        visible = obj.mask & ~covered
+        assert (scene.labels[visible] == obj.class_index).all()
+        covered |= obj.mask
+    background = scene.labels[~covered]
+    assert np.isin(background, scene.stuff).all()
+    assert (scene.labels[covered] >= NUM_STUFF).all()
+
+
+def test_caption_names_the_classes_with_area():
+    stuff_named = 0
+    for seed, index in SCENES:
+        scene = generate_scene(seed, index)
+        counts = np.bincount(scene.labels.ravel(), minlength=len(CLASS_NAMES))
+        named = _named(scene.caption)
+        assert all(counts[k] > 0 for k in named), scene.caption
+        large = {
+            k for k in range(NUM_STUFF, len(CLASS_NAMES)) if counts[k] >= CAPTION_MIN_AREA * 64 * 64
+        }
+        assert large <= named, (scene.caption, large)  # every visible object class is named
+        assert not re.search(r"\b(red|green|blue|yellow)\b", scene.caption)
+        assert "  " not in scene.caption and not scene.caption.startswith(" ")
+        stuff_named += any(k < NUM_STUFF for k in named)
+    assert stuff_named > len(SCENES) // 2  # most captions name the stuff too
+
+
+def test_scenes_are_deterministic_per_seed_and_index():
+    a, b = generate_scene(3, 7), generate_scene(3, 7)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.labels, b.labels)
+    assert a.caption == b.caption
+    assert not np.array_equal(a.image, generate_scene(4, 7).image)
+    images, captions = scene_bank(3, seed=3)
+    assert (
+        np.array_equal(images[2], generate_scene(3, 2).image)
+        and captions[2] == generate_scene(3, 2).caption
+    )
+
+
+def test_other_sizes():
+    scene = generate_scene(0, 1, size=40)
+    assert scene.image.shape == (40, 40, 3) and scene.labels.shape == (40, 40)
+
+
+def test_single_object_scenes():
+    images, objects, backgrounds = single_object_set(
+        len(OBJECT_CLASSES) * len(STUFF_CLASSES), seed=0
+    )
+    assert images.shape[0] == 40 and set(objects) == set(range(len(OBJECT_CLASSES)))
+    assert set(backgrounds) == set(range(len(STUFF_CLASSES)))
+    for index in range(0, 40, 7):
+        scene = generate_single_object_scene(0, index)
+        present = set(np.unique(scene.labels).tolist())
+        assert present == {scene.stuff[0], scene.objects[0].class_index}
+        assert scene.objects[0].mask.sum() >= 0.03 * 64 * 64  # in view, not a sliver
+
+
+def test_validation_tree_round_trip(tmp_path):
+    root = write_validation_tree(tmp_path / "val", n=5, seed=2)
+    stems = (root / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+    assert stems == [f"synth_{i:06d}" for i in range(5)]
+    assert (root / "class_names.txt").read_text().splitlines() == list(CLASS_NAMES)
+    for i, stem in enumerate(stems):
+        scene = generate_scene(2, i)
+        label = Image.open(root / "SegmentationClass" / f"{stem}.png")
+        assert label.mode == "P"
+        assert np.array_equal(np.asarray(label), scene.labels)
+        image = np.asarray(Image.open(root / "JPEGImages" / f"{stem}.jpg").convert("RGB"))
+        assert np.abs(image.astype(int) - scene.image).mean() < 6  # JPEG q95, no subsampling
+
+
+def test_validation_tree_reads_with_the_library_reader(tmp_path):
+    segmentation = pytest.importorskip("zeroseg.data.segmentation")
+    root = write_validation_tree(tmp_path / "val", n=3, seed=2)
+    dataset = segmentation.VOCSegmentation(root, split="val")
+    assert len(dataset) == 3 and list(dataset.class_names) == list(CLASS_NAMES)
+    image, label, name = dataset[1]
+    assert name == "synth_000001" and image.shape == (3, 64, 64)
+    assert torch.equal(label, torch.from_numpy(generate_scene(2, 1).labels).long())
+
+
+def test_training_folder_and_caption_set(tmp_path):
+    from zeroseg.data.images import ImageFolder
+
+    folder = write_training_images(tmp_path / "train", n=4, seed=0)
+    dataset = ImageFolder(folder, image_size=64, resize_short=64)
+    assert len(dataset) == 4
+    expected = torch.from_numpy(generate_scene(0, 0).image).permute(2, 0, 1).float() / 255
+    assert torch.allclose(dataset[0], expected, atol=1e-6)  # PNG is lossless
+    root = write_caption_set(tmp_path / "captions", n=3, seed=1)
+    lines = (root / "captions.tsv").read_text().splitlines()
+    assert [line.split("\t")[1] for line in lines] == [
+        generate_scene(1, i).caption for i in range(3)
+    ]
+    assert all((root / "images" / line.split("\t")[0]).is_file() for line in lines)
+
+
+def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
+    from zeroseg.config import TeacherConfig
+    from zeroseg.synthetic import caption_clip, scenes
+    from zeroseg.teacher import build_teacher
+
+    config = caption_clip.CaptionCLIPConfig(
+        scene_size=32,
+        image_size=32,
+        embed_dim=16,
+        vision_width=8,
+        vision_head_width=32,
+        text_width=32,
+        text_heads=2,
+        text_layers=1,
+        bank_size=24,
+        steps=2,
+        text_lock_steps=1,
+        context_length=24,
+        batch_size=12,
+        warmup_steps=1,
+        eval_images=10,
+    )
+    weights = caption_clip.train_caption_clip(config, tmp_path, progress=False)
+    meta = json.loads((tmp_path / "teacher.json").read_text())
+    assert set(meta["zero_shot"]) == {"objects", "backgrounds"}
+    assert meta["world_version"] == scenes.WORLD_VERSION
+    assert meta["image_size"] == 32 and meta["context_length"] == config.context_length
+    teacher = build_teacher(
+        TeacherConfig(
+            model="caption-clip",
+            pretrained=str(weights),
+            model_config=meta["model_config"],
+            context_length=meta["context_length"],
+            grids=(1, 2),
+        )
+    )
+    views = teacher.encode_views(torch.rand(2, 3, 32, 32))
+    assert views.shape == (2, 5, 16) and torch.isfinite(views).all()
+    assert teacher.build_classifier([["circle"], ["sky"]], ["a photo of a {}."]).shape == (2, 16)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("should have used the cache")
+
+    monkeypatch.setattr(caption_clip, "train_caption_clip", fail)
+    assert caption_clip.load_or_train_caption_clip(config, tmp_path) == weights
+    with pytest.raises(AssertionError):
+        caption_clip.load_or_train_caption_clip(config.__class__(steps=3), tmp_path)
