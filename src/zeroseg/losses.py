@@ -62,26 +62,59 @@ def multiscale_distillation_loss(
 
 
 def segment_matching_loss(
-    segments: Tensor, local_views: Tensor, reduction: str = "mean"
+    segments: Tensor, local_views: Tensor, reduction: str = "mean", mode: str = "nearest"
 ) -> tuple[Tensor, Tensor]:
     """L_match = sum_i min_j | g_i - v_j | (paper Eq. 1), j over local views only.
 
-    Each segment token independently takes its nearest local view by L1 (many-to-one); the choice is
-    made without gradient, and only the chosen distance is back-propagated.
+    ``mode="nearest"`` (the paper): each segment token independently takes its nearest local view by
+    L1 (many-to-one). Options beyond the paper, against segment collapse (all tokens matching the
+    same easy view): ``"one_to_one"`` matches tokens to distinct views (greedy, smallest distance
+    first; needs S <= V_local); ``"bidirectional"`` adds the reverse term, every local view to its
+    nearest token (averaged the same way). The choice is made without gradient; only the chosen
+    distances are back-propagated.
 
     Args:
         segments: (B, S, D) segment embeddings g_i.
         local_views: (B, V_local, D) local-region teacher embeddings (full image excluded).
+        reduction: "mean" or "sum" over segment tokens.
+        mode: "nearest", "one_to_one" or "bidirectional".
 
     Returns:
         scalar loss, and (B, S) index of the matched local view per segment token.
     """
     distances = l1_distance(segments.unsqueeze(2), local_views.unsqueeze(1))  # (B, S, V_local)
     with torch.no_grad():
-        matched = distances.argmin(dim=2)
+        matched = one_to_one(distances) if mode == "one_to_one" else distances.argmin(dim=2)
     chosen = distances.gather(2, matched.unsqueeze(2)).squeeze(2)  # (B, S)
     per_image = chosen.mean(dim=1) if reduction == "mean" else chosen.sum(dim=1)
+    if mode == "bidirectional":
+        reverse = distances.min(dim=1).values  # (B, V_local), argmin without gradient
+        per_image = per_image + (reverse.mean(dim=1) if reduction == "mean" else reverse.sum(dim=1))
     return per_image.mean(), matched
+
+
+def one_to_one(distances: Tensor) -> Tensor:
+    """Greedy distinct matching: repeatedly take the closest free (token, view) pair.
+
+    Args:
+        distances: (B, S, V) with S <= V.
+
+    Returns:
+        (B, S) view index per token, all distinct within an image.
+    """
+    batch, tokens, views = distances.shape
+    if tokens > views:
+        raise ValueError(f"one-to-one matching needs tokens <= views, got {tokens} > {views}")
+    work = distances.detach().clone()
+    matched = torch.zeros(batch, tokens, dtype=torch.long, device=distances.device)
+    rows = torch.arange(batch, device=distances.device)
+    for _ in range(tokens):
+        flat = work.flatten(1).argmin(dim=1)
+        token, view = flat // views, flat % views
+        matched[rows, token] = view
+        work[rows, token, :] = float("inf")
+        work[rows, :, view] = float("inf")
+    return matched
 
 
 def zeroseg_losses(
@@ -127,7 +160,7 @@ def zeroseg_losses(
         )
         total = total + cfg.distillation_weight * out["distillation_loss"]
     if cfg.matching_weight and views.shape[1] > 1:
-        loss, matched = segment_matching_loss(segments, views[:, 1:], cfg.reduction)
+        loss, matched = segment_matching_loss(segments, views[:, 1:], cfg.reduction, cfg.matching)
         out["matching_loss"] = loss
         out["matched_views"] = matched + 1  # index into all views
         total = total + cfg.matching_weight * loss

@@ -95,14 +95,24 @@ class CLIPTeacher(nn.Module):
             (B, V, D) embeddings (not normalised); view 0 is the full image, then grid 2 cells
             in raster order, and so on (``grid_boxes`` order).
         """
-        batch, _, height, width = images.shape
-        crops = [
-            _resize(images[:, :, y0:y1, x0:x1], self.image_size)
-            for y0, y1, x0, x1 in grid_boxes(height, width, self.grids)
-        ]
-        views = torch.stack(crops, dim=1).flatten(0, 1)  # (B*V, 3, S, S)
+        _, _, height, width = images.shape
+        return self.encode_crops(images, grid_boxes(height, width, self.grids))
+
+    @torch.no_grad()
+    def encode_crops(self, images: Tensor, boxes: Sequence[tuple[int, int, int, int]]) -> Tensor:
+        """Embed the (y0, y1, x0, x1) crops of every image, each resized to the teacher's size.
+
+        Args:
+            images: (B, 3, H, W) [0,1] pixels.
+            boxes: n crop boxes shared by all images.
+
+        Returns:
+            (B, n, D) embeddings (not normalised), from one batched forward.
+        """
+        crops = [_resize(images[:, :, y0:y1, x0:x1], self.image_size) for y0, y1, x0, x1 in boxes]
+        views = torch.stack(crops, dim=1).flatten(0, 1)  # (B*n, 3, S, S)
         embeddings = self.clip.encode_image(self.normalize(views)).float()
-        return embeddings.view(batch, len(crops), -1)
+        return embeddings.view(images.shape[0], len(crops), -1)
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str]) -> Tensor:

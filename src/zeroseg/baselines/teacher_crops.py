@@ -44,8 +44,7 @@ class _CropSegmenter(WindowSegmenter):
         image = window[0]
         height, width = image.shape[-2:]
         boxes = self.boxes(height, width)
-        crops = [image[:, y0:y1, x0:x1].unsqueeze(0) for y0, y1, x0, x1 in boxes]
-        embeddings = torch.cat([self.teacher.encode_images(c) for c in crops])  # (n, D)
+        embeddings = self.teacher.encode_crops(window, boxes)[0]  # (n, D)
         probs = self.vocabulary.probabilities(embeddings, self.config.logit_scale)  # (n, K')
         total = torch.zeros(probs.shape[1], height, width, device=image.device)
         count = torch.zeros(1, height, width, device=image.device)

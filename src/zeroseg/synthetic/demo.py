@@ -50,10 +50,10 @@ class DemoConfig:
     out_dir: Path = Path("zeroseg-demo")
     cache_dir: Path = field(default_factory=default_cache_dir)
     seed: int = 0
-    train_images: int = 2000
+    train_images: int = 3000
     val_images: int = 200
     image_size: int = 64
-    steps: int = 600  # student optimiser steps
+    steps: int = 400  # student optimiser steps
     preset: str = "synthetic"
     overrides: list[str] = field(default_factory=list)  # student config overrides (key=value)
     teacher: CaptionCLIPConfig = field(default_factory=CaptionCLIPConfig)
