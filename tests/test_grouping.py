@@ -1,6 +1,6 @@
 import torch
 
-from zeroseg.models.grouping import GroupingBlock, assign
+from zeroseg.models.grouping import GroupingBlock, assign, compose_assignments
 from zeroseg.models.seg_head import SegmentationHead
 
 
@@ -46,3 +46,13 @@ def test_grouping_block_shapes():
     block = GroupingBlock(32, 2, num_group_tokens=8, num_output_groups=8)
     segments, attn, soft = block(torch.randn(2, 30, 32), torch.randn(2, 8, 32))
     assert segments.shape == (2, 8, 32) and attn.shape == soft.shape == (2, 30, 8)
+
+
+def test_composed_maps_chain_the_stages_and_sum_to_one():
+    model = head().eval()
+    out = model(torch.randn(2, 20, 32))
+    composed = compose_assignments(out.soft_assignments)
+    assert composed.shape == (2, 20, 4)
+    assert torch.allclose(composed.sum(-1), torch.ones(2, 20), atol=1e-5)
+    expected = out.soft_assignments[0][0, 3] @ out.soft_assignments[1][0]
+    assert torch.allclose(composed[0, 3], expected)

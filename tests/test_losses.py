@@ -3,6 +3,7 @@ import torch
 
 from zeroseg.config import LossConfig
 from zeroseg.losses import (
+    grouping_information_loss,
     multiscale_distillation_loss,
     reconstruction_loss,
     segment_matching_loss,
@@ -63,3 +64,47 @@ def test_reconstruction_counts_masked_patches_only():
     pred = torch.tensor([[[1.0] * 3, [2.0] * 3, [0.0] * 3, [0.0] * 3]])
     mask = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
     assert reconstruction_loss(pred, target, mask).item() == pytest.approx(0.5)
+
+
+def test_grouping_information_is_zero_for_confident_balanced_assignment():
+    # 8 patches, 4 segments, each patch certain, two patches per segment
+    confident = torch.eye(4).repeat_interleave(2, dim=0).unsqueeze(0)  # (1, 8, 4)
+    assert grouping_information_loss(confident, "image").item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_grouping_information_penalises_collapse_and_uncertainty():
+    collapsed = torch.zeros(1, 8, 4)
+    collapsed[..., 0] = 1.0  # every patch in one segment: usage entropy 0
+    uniform = torch.full((1, 8, 4), 0.25)  # usage balanced, every patch uncertain
+    log4 = torch.log(torch.tensor(4.0)).item()
+    assert grouping_information_loss(collapsed, "image").item() == pytest.approx(log4, abs=1e-4)
+    assert grouping_information_loss(uniform, "image").item() == pytest.approx(log4, abs=1e-4)
+
+
+def test_grouping_balance_over_batch_allows_one_segment_per_image():
+    # image 0 all in segment 0, image 1 all in segment 1: collapsed per image, balanced per batch
+    maps = torch.zeros(2, 8, 2)
+    maps[0, :, 0] = 1.0
+    maps[1, :, 1] = 1.0
+    assert grouping_information_loss(maps, "batch").item() == pytest.approx(0.0, abs=1e-5)
+    assert grouping_information_loss(maps, "image").item() > 0.6
+
+
+def test_grouping_term_enters_the_total_only_when_weighted():
+    torch.manual_seed(0)
+    kwargs = dict(
+        images=torch.rand(2, 3, 8, 8),
+        reconstruction=None,
+        mask=torch.ones(2, 4),
+        segments=torch.randn(2, 3, 5),
+        global_embedding=torch.randn(2, 5),
+        views=torch.randn(2, 5, 5),
+        patch_size=4,
+        student_normalize=lambda x: x,
+        assignment=torch.rand(2, 4, 3).softmax(-1),
+    )
+    off = zeroseg_losses(LossConfig(), **kwargs)
+    on = zeroseg_losses(LossConfig(grouping_information_weight=0.5), **kwargs)
+    assert "grouping_loss" not in off
+    expected = off["loss"] + 0.5 * on["grouping_loss"]
+    assert torch.allclose(on["loss"], expected)

@@ -88,6 +88,10 @@ class LossConfig:
     distillation_views: Literal["all", "full"] = "all"  # "full" = Base: z to the full image only
     normalize: bool = True  # [guess 9] L2-normalise z, g and views before the L1 losses
     reduction: Literal["mean", "sum"] = "mean"  # [guess 10] over views and segment tokens
+    # Beyond the paper, against grouping collapse (0 = off, the paper): weight of a term that makes
+    # each patch's assignment confident while spreading patches over segments (losses.py).
+    grouping_information_weight: float = 0.0
+    grouping_balance: Literal["image", "batch"] = "image"  # where segment usage is spread
 
 
 @dataclass

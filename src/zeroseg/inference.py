@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zeroseg.errors import ZeroSegError
+from zeroseg.models.grouping import compose_assignments
 from zeroseg.models.seg_head import SegHeadOutput
 from zeroseg.models.zeroseg import ZeroSeg
 from zeroseg.teacher import CLIPTeacher, build_teacher
@@ -236,9 +237,7 @@ class Segmenter(WindowSegmenter):
         """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output."""
         padded, (h, w) = pad_to_multiple(window, self.model.encoder.patch_size)
         out, grid = self.model.encode_segments(padded)
-        maps = out.soft_assignments[0]
-        for soft in out.soft_assignments[1:]:
-            maps = maps @ soft  # (1, N, S): composition of the stages
+        maps = compose_assignments(out.soft_assignments)  # (1, N, S)
         maps = maps[0].transpose(0, 1).reshape(-1, *grid)  # (S, gh, gw)
         maps = F.interpolate(
             maps.unsqueeze(0), padded.shape[-2:], mode="bilinear", align_corners=False

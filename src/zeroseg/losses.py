@@ -12,6 +12,8 @@ Choices where the paper is silent (``zeroseg-paper.md`` §10, each a ``LossConfi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -93,6 +95,28 @@ def segment_matching_loss(
     return per_image.mean(), matched
 
 
+def grouping_information_loss(assignment: Tensor, balance: str = "image") -> Tensor:
+    """Mutual-information regulariser on the composed soft assignment (beyond the paper).
+
+    ``log S - H(usage) + mean_n H(p_n)``: zero when every patch is assigned with certainty and the
+    patches are spread evenly over the S segments; the segment usage is averaged per image
+    (``balance="image"``) or over the whole batch (``"batch"``). Against the collapse where all
+    patches of an image fall into one segment and the others copy a generic view.
+
+    Args:
+        assignment: (B, N, S) patch-to-segment probabilities, rows summing to 1.
+        balance: "image" or "batch".
+
+    Returns:
+        scalar, >= 0.
+    """
+    p = assignment.float().clamp(min=1e-8)
+    conditional = -(p * p.log()).sum(-1).mean()
+    usage = p.mean(dim=1) if balance == "image" else p.mean(dim=(0, 1)).unsqueeze(0)  # (B', S)
+    marginal = -(usage * usage.log()).sum(-1).mean()
+    return math.log(p.shape[-1]) - marginal + conditional
+
+
 def one_to_one(distances: Tensor) -> Tensor:
     """Greedy distinct matching: repeatedly take the closest free (token, view) pair.
 
@@ -129,6 +153,7 @@ def zeroseg_losses(
     patch_size: int,
     student_normalize,
     norm_pix: bool = False,
+    assignment: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """All loss terms and their weighted sum ``loss``.
 
@@ -138,6 +163,7 @@ def zeroseg_losses(
         mask: (B, N) masked patches.
         segments: (B, S, D) g; global_embedding: (B, D) z; views: (B, V, D) teacher embeddings.
         student_normalize: the encoder's input normalisation (targets live in its space).
+        assignment: (B, N, S) composed soft patch-to-segment map, for the grouping term.
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
@@ -164,5 +190,8 @@ def zeroseg_losses(
         out["matching_loss"] = loss
         out["matched_views"] = matched + 1  # index into all views
         total = total + cfg.matching_weight * loss
+    if cfg.grouping_information_weight and assignment is not None:
+        out["grouping_loss"] = grouping_information_loss(assignment, cfg.grouping_balance)
+        total = total + cfg.grouping_information_weight * out["grouping_loss"]
     out["loss"] = total
     return out

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from zeroseg.config import LossConfig
 from zeroseg.losses import zeroseg_losses
+from zeroseg.models.grouping import compose_assignments
 from zeroseg.models.zeroseg import ZeroSeg
 from zeroseg.teacher import CLIPTeacher
 
@@ -71,4 +72,5 @@ class DistillationTask(nn.Module):
             patch_size=student.encoder.patch_size,
             student_normalize=student.encoder.normalize,
             norm_pix=self.norm_pix,
+            assignment=compose_assignments(out.segments.soft_assignments),
         )

@@ -40,7 +40,13 @@ from zeroseg.task import DistillationTask
 from zeroseg.teacher import build_teacher
 
 logger = logging.getLogger(__name__)
-LOSS_KEYS = ("loss", "reconstruction_loss", "distillation_loss", "matching_loss")
+LOSS_KEYS = (
+    "loss",
+    "reconstruction_loss",
+    "distillation_loss",
+    "matching_loss",
+    "grouping_loss",
+)
 
 
 @dataclass

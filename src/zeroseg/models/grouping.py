@@ -39,6 +39,17 @@ def assign(logits: Tensor, dim: int, hard: bool, gumbel: bool, tau: float) -> tu
     return y_hard - y_soft.detach() + y_soft, soft
 
 
+def compose_assignments(stage_maps: list[Tensor]) -> Tensor:
+    """Chain per-stage maps [(B, N, S_1), (B, S_1, S_2), ...] into pixels-to-final-segments (B, N, S).
+
+    Each stage's rows sum to 1, so the composed rows do too.
+    """
+    maps = stage_maps[0]
+    for stage in stage_maps[1:]:
+        maps = maps @ stage
+    return maps
+
+
 class MixerMlp(nn.Module):
     """Token-mixing MLP: maps S_in tokens to S_out tokens by an MLP over the token axis."""
 

@@ -24,6 +24,7 @@ from zeroseg import checkpoint as ckpt
 from zeroseg.config import ExperimentConfig, to_dict
 from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.models.build import build_zeroseg
+from zeroseg.models.grouping import compose_assignments
 from zeroseg.optim import build_optimizer, effective_lr, lr_at
 from zeroseg.teacher import build_teacher
 from zeroseg.text_queries import TextQueries
@@ -36,9 +37,7 @@ def pixel_class_log_probs(
 ) -> torch.Tensor:
     """(B, 3, H, W) images -> (B, K, H, W) log class probabilities through the segments."""
     out, (gh, gw) = model.encode_segments(images)
-    maps = out.soft_assignments[0]
-    for soft in out.soft_assignments[1:]:
-        maps = maps @ soft  # (B, N, S)
+    maps = compose_assignments(out.soft_assignments)  # (B, N, S)
     segments = F.normalize(out.segment_embeddings, dim=-1)
     probs = (scale * segments @ text.T).softmax(-1)  # (B, S, K)
     patch = (maps @ probs).transpose(1, 2).reshape(images.shape[0], -1, gh, gw)
