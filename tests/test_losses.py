@@ -101,7 +101,7 @@ def test_grouping_term_enters_the_total_only_when_weighted():
         views=torch.randn(2, 5, 5),
         patch_size=4,
         student_normalize=lambda x: x,
-        assignment=torch.rand(2, 4, 3).softmax(-1),
+        soft_assignments=[torch.rand(2, 4, 3).softmax(-1)],
     )
     off = zeroseg_losses(LossConfig(), **kwargs)
     on = zeroseg_losses(LossConfig(grouping_information_weight=0.5), **kwargs)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from zeroseg.config import LossConfig
 from zeroseg.models.decoder import patchify
+from zeroseg.models.grouping import compose_assignments
 
 
 def reconstruction_loss(
@@ -153,7 +154,7 @@ def zeroseg_losses(
     patch_size: int,
     student_normalize,
     norm_pix: bool = False,
-    assignment: Tensor | None = None,
+    soft_assignments: list[Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """All loss terms and their weighted sum ``loss``.
 
@@ -163,11 +164,13 @@ def zeroseg_losses(
         mask: (B, N) masked patches.
         segments: (B, S, D) g; global_embedding: (B, D) z; views: (B, V, D) teacher embeddings.
         student_normalize: the encoder's input normalisation (targets live in its space).
-        assignment: (B, N, S) composed soft patch-to-segment map, for the grouping term.
+        soft_assignments: the head's per-stage soft maps [(B, N, S_1), (B, S_1, S_2), ...], composed
+            into (B, N, S) for the grouping term only when its weight is non-zero.
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
-        ``matching_loss`` (each present when its weight is non-zero), plus ``matched_views`` (B, S).
+        ``matching_loss``, ``grouping_loss`` (each present when its weight is non-zero), plus
+        ``matched_views`` (B, S).
     """
     if cfg.normalize:
         segments = F.normalize(segments.float(), dim=-1)
@@ -190,7 +193,8 @@ def zeroseg_losses(
         out["matching_loss"] = loss
         out["matched_views"] = matched + 1  # index into all views
         total = total + cfg.matching_weight * loss
-    if cfg.grouping_information_weight and assignment is not None:
+    if cfg.grouping_information_weight and soft_assignments:
+        assignment = compose_assignments(soft_assignments)  # (B, N, S)
         out["grouping_loss"] = grouping_information_loss(assignment, cfg.grouping_balance)
         total = total + cfg.grouping_information_weight * out["grouping_loss"]
     out["loss"] = total

@@ -12,7 +12,6 @@ from torch import Tensor, nn
 
 from zeroseg.config import LossConfig
 from zeroseg.losses import zeroseg_losses
-from zeroseg.models.grouping import compose_assignments
 from zeroseg.models.zeroseg import ZeroSeg
 from zeroseg.teacher import CLIPTeacher
 
@@ -72,5 +71,5 @@ class DistillationTask(nn.Module):
             patch_size=student.encoder.patch_size,
             student_normalize=student.encoder.normalize,
             norm_pix=self.norm_pix,
-            assignment=compose_assignments(out.segments.soft_assignments),
+            soft_assignments=out.segments.soft_assignments,
         )
