@@ -5,10 +5,14 @@ from zeroseg.config import LossConfig
 from zeroseg.losses import (
     grouping_information_loss,
     multiscale_distillation_loss,
+    one_to_one,
+    patch_box_coverage,
     reconstruction_loss,
     segment_matching_loss,
+    segment_view_iou,
     zeroseg_losses,
 )
+from zeroseg.teacher import grid_boxes
 
 
 def test_segment_matching_equals_hand_computed_value():
@@ -108,3 +112,34 @@ def test_grouping_term_enters_the_total_only_when_weighted():
     assert "grouping_loss" not in off
     expected = off["loss"] + 0.5 * on["grouping_loss"]
     assert torch.allclose(on["loss"], expected)
+
+
+def test_one_to_one_gives_distinct_views_smallest_distance_first():
+    distances = torch.tensor([[[0.1, 0.2, 0.9], [0.0, 0.5, 0.4]]])  # both tokens prefer view 0/1
+    assert one_to_one(distances).tolist() == [[1, 0]]  # token 1 takes view 0 first (0.0)
+    with pytest.raises(ValueError, match="tokens <= views"):
+        one_to_one(torch.zeros(1, 3, 2))
+
+
+def test_patch_box_coverage_splits_patches_across_cell_borders():
+    coverage = patch_box_coverage((4, 4), 4, grid_boxes(16, 16, (1, 3)))  # 3x3 cells: 5/6/5 px
+    assert coverage.shape == (16, 10)
+    assert torch.allclose(coverage[:, 0], torch.ones(16))  # the full image holds every patch
+    assert torch.allclose(coverage[:, 1:].sum(1), torch.ones(16))  # cells partition the image
+    assert coverage[1, 1].item() == pytest.approx(1 / 4)  # patch x 4..8 has 1 of 4 columns < 5
+
+
+def test_segment_view_iou_is_one_for_a_segment_equal_to_a_cell():
+    coverage = patch_box_coverage((4, 4), 4, grid_boxes(16, 16, (2,)))  # (16, 4)
+    iou = segment_view_iou(coverage.unsqueeze(0), coverage.unsqueeze(0))  # segments = the cells
+    assert torch.allclose(iou[0], torch.eye(4))
+
+
+def test_overlap_matching_follows_position_not_embedding():
+    segments = torch.zeros(1, 2, 3)  # both tokens equal view 0 in embedding space...
+    local = torch.stack([torch.zeros(3), torch.ones(3)]).unsqueeze(0)
+    overlap = torch.tensor([[[0.9, 0.1], [0.2, 0.7]]])  # ...but token 1's segment lies in view 1
+    loss, matched = segment_matching_loss(segments, local, "mean", "overlap", overlap)
+    assert matched.tolist() == [[0, 1]] and loss.item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="overlap"):
+        segment_matching_loss(segments, local, "mean", "overlap")

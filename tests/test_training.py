@@ -63,6 +63,21 @@ def test_task_never_updates_the_teacher(image_folder):
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
 
 
+def test_overlap_matching_trains_through_the_masked_task():
+    from zeroseg.models.build import build_zeroseg
+    from zeroseg.task import DistillationTask
+
+    config = load_config("tiny", ["loss.matching=overlap", "loss.grouping_information_weight=0.1"])
+    teacher = build_teacher(config.teacher)
+    student = build_zeroseg(config.encoder, config.seg_head, config.decoder)
+    task = DistillationTask(student, teacher, config.loss, 0.6)
+    out = task(torch.rand(2, 3, 64, 64))
+    out["loss"].backward()
+    assert out["matched_views"].shape == (2, config.seg_head.num_group_tokens[-1])
+    assert out["matched_views"].min() >= 1 and torch.isfinite(out["loss"])
+    assert "grouping_loss" in out
+
+
 def test_schedule_and_lr():
     config = load_config("paper", ["train.steps=0"])
     schedule = make_schedule(config, 1_281_167, world_size=8)

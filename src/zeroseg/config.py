@@ -84,7 +84,7 @@ class LossConfig:
     reconstruction_weight: float = 1.0  # [guess 11]
     distillation_weight: float = 1.0
     matching_weight: float = 1.0  # 0 disables segment matching (Table 4 ablations)
-    matching: Literal["nearest", "one_to_one", "bidirectional"] = "nearest"  # paper: nearest
+    matching: Literal["nearest", "one_to_one", "bidirectional", "overlap"] = "nearest"  # paper
     distillation_views: Literal["all", "full"] = "all"  # "full" = Base: z to the full image only
     normalize: bool = True  # [guess 9] L2-normalise z, g and views before the L1 losses
     reduction: Literal["mean", "sum"] = "mean"  # [guess 10] over views and segment tokens

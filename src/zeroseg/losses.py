@@ -65,7 +65,11 @@ def multiscale_distillation_loss(
 
 
 def segment_matching_loss(
-    segments: Tensor, local_views: Tensor, reduction: str = "mean", mode: str = "nearest"
+    segments: Tensor,
+    local_views: Tensor,
+    reduction: str = "mean",
+    mode: str = "nearest",
+    overlap: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """L_match = sum_i min_j | g_i - v_j | (paper Eq. 1), j over local views only.
 
@@ -73,21 +77,31 @@ def segment_matching_loss(
     L1 (many-to-one). Options beyond the paper, against segment collapse (all tokens matching the
     same easy view): ``"one_to_one"`` matches tokens to distinct views (greedy, smallest distance
     first; needs S <= V_local); ``"bidirectional"`` adds the reverse term, every local view to its
-    nearest token (averaged the same way). The choice is made without gradient; only the chosen
-    distances are back-propagated.
+    nearest token (averaged the same way); ``"overlap"`` gives each token the view whose region
+    best overlaps its segment (largest IoU in ``overlap``), so that what a segment is matched to
+    depends on where it is, not only on what its embedding already resembles. The choice is made
+    without gradient; only the chosen distances are back-propagated.
 
     Args:
         segments: (B, S, D) segment embeddings g_i.
         local_views: (B, V_local, D) local-region teacher embeddings (full image excluded).
         reduction: "mean" or "sum" over segment tokens.
-        mode: "nearest", "one_to_one" or "bidirectional".
+        mode: "nearest", "one_to_one", "bidirectional" or "overlap".
+        overlap: (B, S, V_local) segment-to-view IoU (``segment_view_iou``), for ``"overlap"``.
 
     Returns:
         scalar loss, and (B, S) index of the matched local view per segment token.
     """
     distances = l1_distance(segments.unsqueeze(2), local_views.unsqueeze(1))  # (B, S, V_local)
     with torch.no_grad():
-        matched = one_to_one(distances) if mode == "one_to_one" else distances.argmin(dim=2)
+        if mode == "overlap":
+            if overlap is None:
+                raise ValueError("overlap matching needs the segment-to-view overlaps")
+            matched = overlap.argmax(dim=2)
+        elif mode == "one_to_one":
+            matched = one_to_one(distances)
+        else:
+            matched = distances.argmin(dim=2)
     chosen = distances.gather(2, matched.unsqueeze(2)).squeeze(2)  # (B, S)
     per_image = chosen.mean(dim=1) if reduction == "mean" else chosen.sum(dim=1)
     if mode == "bidirectional":
@@ -116,6 +130,39 @@ def grouping_information_loss(assignment: Tensor, balance: str = "image") -> Ten
     usage = p.mean(dim=1) if balance == "image" else p.mean(dim=(0, 1)).unsqueeze(0)  # (B', S)
     marginal = -(usage * usage.log()).sum(-1).mean()
     return math.log(p.shape[-1]) - marginal + conditional
+
+
+def patch_box_coverage(
+    grid: tuple[int, int], patch_size: int, boxes: list[tuple[int, int, int, int]]
+) -> Tensor:
+    """Share of each patch's pixels inside each (y0, y1, x0, x1) box -> (N, V), N = h*w raster."""
+    h, w = grid
+    starts_y = torch.arange(h, dtype=torch.float32) * patch_size
+    starts_x = torch.arange(w, dtype=torch.float32) * patch_size
+    box = torch.tensor(boxes, dtype=torch.float32)  # (V, 4)
+
+    def overlap(starts: Tensor, lo: Tensor, hi: Tensor) -> Tensor:  # (n,), (V,) -> (n, V)
+        top = torch.minimum(starts[:, None] + patch_size, hi[None])
+        return (top - torch.maximum(starts[:, None], lo[None])).clamp(min=0) / patch_size
+
+    rows = overlap(starts_y, box[:, 0], box[:, 1])  # (h, V)
+    cols = overlap(starts_x, box[:, 2], box[:, 3])  # (w, V)
+    return (rows[:, None, :] * cols[None, :, :]).reshape(h * w, len(boxes))
+
+
+def segment_view_iou(assignment: Tensor, coverage: Tensor) -> Tensor:
+    """Soft IoU between each segment's region and each view's region, counted in patches.
+
+    Args:
+        assignment: (B, N, S) patch-to-segment probabilities (the composed soft maps).
+        coverage: (B, N, V) share of each patch inside each view's box (``patch_box_coverage``).
+
+    Returns:
+        (B, S, V) IoU in [0, 1].
+    """
+    inter = assignment.transpose(1, 2) @ coverage  # (B, S, V)
+    union = assignment.sum(1).unsqueeze(2) + coverage.sum(1).unsqueeze(1) - inter
+    return inter / union.clamp(min=1e-6)
 
 
 def one_to_one(distances: Tensor) -> Tensor:
@@ -155,6 +202,7 @@ def zeroseg_losses(
     student_normalize,
     norm_pix: bool = False,
     soft_assignments: list[Tensor] | None = None,
+    view_coverage: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """All loss terms and their weighted sum ``loss``.
 
@@ -165,7 +213,9 @@ def zeroseg_losses(
         segments: (B, S, D) g; global_embedding: (B, D) z; views: (B, V, D) teacher embeddings.
         student_normalize: the encoder's input normalisation (targets live in its space).
         soft_assignments: the head's per-stage soft maps [(B, N, S_1), (B, S_1, S_2), ...], composed
-            into (B, N, S) for the grouping term only when its weight is non-zero.
+            into (B, N, S) only for the grouping term and overlap matching.
+        view_coverage: (B, N, V - 1) share of each (visible) patch inside each local view's box, for
+            ``matching="overlap"``.
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
@@ -188,13 +238,19 @@ def zeroseg_losses(
             global_embedding, targets, cfg.reduction
         )
         total = total + cfg.distillation_weight * out["distillation_loss"]
+    needs_maps = cfg.grouping_information_weight or cfg.matching == "overlap"
+    assignment = compose_assignments(soft_assignments) if needs_maps and soft_assignments else None
     if cfg.matching_weight and views.shape[1] > 1:
-        loss, matched = segment_matching_loss(segments, views[:, 1:], cfg.reduction, cfg.matching)
+        overlap = None
+        if cfg.matching == "overlap" and assignment is not None and view_coverage is not None:
+            overlap = segment_view_iou(assignment.detach().float(), view_coverage.float())
+        loss, matched = segment_matching_loss(
+            segments, views[:, 1:], cfg.reduction, cfg.matching, overlap
+        )
         out["matching_loss"] = loss
         out["matched_views"] = matched + 1  # index into all views
         total = total + cfg.matching_weight * loss
-    if cfg.grouping_information_weight and soft_assignments:
-        assignment = compose_assignments(soft_assignments)  # (B, N, S)
+    if cfg.grouping_information_weight and assignment is not None:
         out["grouping_loss"] = grouping_information_loss(assignment, cfg.grouping_balance)
         total = total + cfg.grouping_information_weight * out["grouping_loss"]
     out["loss"] = total

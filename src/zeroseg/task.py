@@ -11,9 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from zeroseg.config import LossConfig
-from zeroseg.losses import zeroseg_losses
+from zeroseg.losses import patch_box_coverage, zeroseg_losses
 from zeroseg.models.zeroseg import ZeroSeg
-from zeroseg.teacher import CLIPTeacher
+from zeroseg.teacher import CLIPTeacher, grid_boxes
 
 
 class DistillationTask(nn.Module):
@@ -72,4 +72,15 @@ class DistillationTask(nn.Module):
             student_normalize=student.encoder.normalize,
             norm_pix=self.norm_pix,
             soft_assignments=out.segments.soft_assignments,
+            view_coverage=self._view_coverage(images, out.visible, student.encoder.patch_size),
         )
+
+    def _view_coverage(self, images: Tensor, visible: Tensor, patch_size: int) -> Tensor | None:
+        """(B, N_vis, V - 1) share of each visible patch in each local view (overlap matching)."""
+        if self.loss_cfg.matching != "overlap":
+            return None
+        height, width = images.shape[-2:]
+        boxes = grid_boxes(height, width, self.teacher.grids)[1:]
+        grid = (height // patch_size, width // patch_size)
+        coverage = patch_box_coverage(grid, patch_size, boxes).to(images.device)  # (N, V - 1)
+        return coverage[visible]

@@ -23,11 +23,13 @@ class ZeroSegOutput:
         reconstruction: (B, N, P) predicted pixels per patch, raster order (None without decoder).
         mask: (B, N) 1 for patches hidden from the encoder.
         segments: the segmentation head's output on the visible tokens.
+        visible: (B, N_vis) raster index of each visible token (the rows of the stage-1 maps).
     """
 
     reconstruction: Tensor | None
     mask: Tensor
     segments: SegHeadOutput
+    visible: Tensor
 
 
 class ZeroSeg(nn.Module):
@@ -58,7 +60,8 @@ class ZeroSeg(nn.Module):
             reconstruction = self.decoder(
                 encoded.patch_tokens, encoded.cls_token, encoded.ids_restore, encoded.grid
             )
-        return ZeroSegOutput(reconstruction, encoded.mask, self.seg_head(encoded.patch_tokens))
+        segments = self.seg_head(encoded.patch_tokens)
+        return ZeroSegOutput(reconstruction, encoded.mask, segments, encoded.ids_keep)
 
     def encode_segments(self, images: Tensor) -> tuple[SegHeadOutput, tuple[int, int]]:
         """Inference forward without masking: segment tokens and grouping maps of all patches.
