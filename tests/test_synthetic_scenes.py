@@ -23,6 +23,7 @@ from zeroseg.synthetic.scenes import (
     write_caption_set,
     write_training_images,
     write_validation_tree,
+    zoom_in,
 )
 
 SCENES = [(seed, index) for seed in (0, 5) for index in range(40)]
@@ -81,6 +82,24 @@ def test_scenes_are_deterministic_per_seed_and_index():
         np.array_equal(images[2], generate_scene(3, 2).image)
         and captions[2] == generate_scene(3, 2).caption
     )
+
+
+def test_close_ups_are_captioned_from_what_is_in_view():
+    for seed, index in SCENES[::4]:
+        scene = generate_scene(seed, index)
+        close = zoom_in(scene, np.random.default_rng(index), 0.4)
+        assert close.image.shape == scene.image.shape and close.labels.shape == scene.labels.shape
+        assert set(np.unique(close.labels)) <= set(np.unique(scene.labels))
+        counts = np.bincount(close.labels.ravel(), minlength=len(CLASS_NAMES))
+        named = _named(close.caption)
+        assert all(counts[k] > 0 for k in named), close.caption
+        large = {k for k in range(NUM_STUFF, len(CLASS_NAMES)) if counts[k] >= 0.01 * 64 * 64}
+        assert large <= named, (close.caption, large)  # every object in view is named
+        for obj in close.objects:
+            assert (close.labels[obj.mask] >= NUM_STUFF).all()  # masks follow the crop
+    plain, _ = scene_bank(4, seed=2)
+    zoomed, captions = scene_bank(4, seed=2, zoom_probability=1.0)
+    assert not any(np.array_equal(a, b) for a, b in zip(plain, zoomed)) and len(captions) == 4
 
 
 def test_other_sizes():

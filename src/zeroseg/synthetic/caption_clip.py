@@ -65,6 +65,8 @@ class CaptionCLIPConfig:
     context_length: int = 24  # the longest caption is 23 tokens with start and end
     max_objects: int = 4  # shapes per training scene: 1 .. max_objects
     bank_size: int = 16000  # scenes rendered once, reused across steps
+    zoom_probability: float = 0.0  # share of close-up scenes in the bank (``scenes.zoom_in``)
+    zoom_range: tuple[float, float] = (0.25, 0.75)  # close-up side as a fraction of the scene
     steps: int = 3200
     batch_size: int = 128
     lr: float = 3e-3  # peak AdamW learning rate after a linear warm-up, cosine decay to 0
@@ -173,7 +175,12 @@ def train_caption_clip(
     start = time.perf_counter()
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=config.context_length)
     images, captions = scene_bank(
-        config.bank_size, config.seed, config.scene_size, config.max_objects
+        config.bank_size,
+        config.seed,
+        config.scene_size,
+        config.max_objects,
+        zoom_probability=config.zoom_probability,
+        zoom_range=config.zoom_range,
     )
     bank = torch.from_numpy(images)  # (N, H, W, 3) uint8
     tokens = _tokenize(tokenizer, captions)  # (N, context)
@@ -247,6 +254,8 @@ def _config_dict(config: CaptionCLIPConfig) -> dict[str, Any]:
 def _identity(train_config: dict[str, Any], world_version: Any) -> dict[str, Any]:
     """What a cached teacher must match: its training config (logging aside) and the world."""
     kept = {k: v for k, v in train_config.items() if k not in _LOGGING_ONLY}
+    if not kept.get("zoom_probability"):  # teachers cached before close-ups existed had none
+        kept = {k: v for k, v in kept.items() if k not in ("zoom_probability", "zoom_range")}
     return dict(kept, world_version=world_version)
 
 

@@ -53,6 +53,7 @@ FILL_STYLE_PROBABILITIES = (0.55, 0.1, 0.1, 0.25)  # shaded flat, stripes, spots
 STUFF_OMIT_PROBABILITY = 0.3  # captions naming the shapes only ("a photo of a star.")
 CAPTION_MIN_AREA = 0.01  # a class is named in the caption when it covers >= 1% of the pixels
 _SINGLE_SALT = 7919  # separates the single-object stream from the scene stream of the same seed
+_ZOOM_SALT = 104729  # draws of the close-up crops, apart from the scene's own stream
 
 _TEMPLATES = (
     "a photo of {objects} on {stuff}.",
@@ -443,18 +444,49 @@ def generate_single_object_scene(seed: int, index: int, size: int = 64) -> Scene
 # in-memory sets and writers
 
 
+def zoom_in(scene: Scene, rng: np.random.Generator, fraction: float) -> Scene:
+    """The same scene seen through a longer lens: a random square crop of side ``fraction * H``,
+    resized back to H x W (image bicubic, labels nearest), captioned afresh from what is in view.
+    """
+    size = scene.labels.shape[0]
+    side = max(1, round(fraction * size))
+    y0, x0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
+
+    def crop(array: np.ndarray, resample: Image.Resampling) -> np.ndarray:
+        window = Image.fromarray(array[y0 : y0 + side, x0 : x0 + side])
+        return np.asarray(window.resize((size, size), resample))
+
+    labels = crop(scene.labels, Image.Resampling.NEAREST)
+    objects = tuple(
+        SceneObject(o.class_index, crop(o.mask.astype(np.uint8), Image.Resampling.NEAREST) > 0)
+        for o in scene.objects
+    )
+    stuff = tuple(k for k in scene.stuff if (labels == k).any())
+    caption = make_caption(rng, labels, stuff)
+    return Scene(crop(scene.image, Image.Resampling.BICUBIC), labels, caption, objects, stuff)
+
+
 def scene_bank(
     n: int,
     seed: int,
     size: int = 64,
     max_objects: int = 4,
     radius_range: tuple[float, float] | None = None,
+    zoom_probability: float = 0.0,
+    zoom_range: tuple[float, float] = (0.25, 0.75),
 ) -> tuple[np.ndarray, list[str]]:
-    """Scenes ``0 .. n-1`` of stream ``seed`` as (N, H, W, 3) uint8 images and N captions."""
-    scenes = (generate_scene(seed, i, size, max_objects, radius_range) for i in range(n))
+    """Scenes ``0 .. n-1`` of stream ``seed`` as (N, H, W, 3) uint8 images and N captions.
+
+    A share ``zoom_probability`` of them are close-ups (``zoom_in``, side fraction drawn from
+    ``zoom_range``): still whole photographs with captions of what they show.
+    """
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     captions = []
-    for i, scene in enumerate(scenes):
+    for i in range(n):
+        scene = generate_scene(seed, i, size, max_objects, radius_range)
+        rng = np.random.default_rng([seed, i, _ZOOM_SALT])
+        if rng.random() < zoom_probability:
+            scene = zoom_in(scene, rng, rng.uniform(*zoom_range))
         images[i] = scene.image
         captions.append(scene.caption)
     return images, captions
