@@ -22,7 +22,7 @@ from _machine import describe
 
 from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.inference import InferenceConfig, Segmenter
-from zeroseg.synthetic import scenes
+from zeroseg.synthetic import writers
 from zeroseg.synthetic.caption_clip import load_or_train_caption_clip
 from zeroseg.synthetic.demo import DemoConfig, student_config, write_world
 from zeroseg.synthetic.evaluate import evaluate_methods
@@ -73,7 +73,7 @@ def main() -> None:
         if name == "upper_bound":
             labelled = args.out / "data" / "train_labelled"
             if not (labelled / "ImageSets").is_dir():
-                scenes.write_validation_tree(labelled, cfg.train_images, args.seed, cfg.image_size)
+                writers.write_validation_tree(labelled, cfg.train_images, args.seed, cfg.image_size)
             config = student_config(cfg, train_dir, teacher)
             train_upper_bound(config, labelled, run, progress=False)
         else:

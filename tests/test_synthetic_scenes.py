@@ -20,10 +20,12 @@ from zeroseg.synthetic.scenes import (
     generate_single_object_scene,
     scene_bank,
     single_object_set,
+    zoom_in,
+)
+from zeroseg.synthetic.writers import (
     write_caption_set,
     write_training_images,
     write_validation_tree,
-    zoom_in,
 )
 
 SCENES = [(seed, index) for seed in (0, 5) for index in range(40)]

@@ -28,7 +28,7 @@ from zeroseg.checkpoint import atomic_write_text
 from zeroseg.config import ExperimentConfig, load_config
 from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.inference import InferenceConfig, Segmenter
-from zeroseg.synthetic import scenes
+from zeroseg.synthetic import writers
 from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, load_or_train_caption_clip
 from zeroseg.synthetic.evaluate import evaluate_methods
 from zeroseg.synthetic.report import write_report
@@ -68,8 +68,8 @@ def write_world(cfg: DemoConfig) -> tuple[Path, Path]:
         "seed": cfg.seed, "train": cfg.train_images, "val": cfg.val_images, "size": cfg.image_size
     }  # fmt: skip
     if not (stamp.is_file() and json.loads(stamp.read_text()) == identity):
-        scenes.write_training_images(train_dir, cfg.train_images, cfg.seed, cfg.image_size)
-        scenes.write_validation_tree(val_dir, cfg.val_images, cfg.seed + 1, cfg.image_size)
+        writers.write_training_images(train_dir, cfg.train_images, cfg.seed, cfg.image_size)
+        writers.write_validation_tree(val_dir, cfg.val_images, cfg.seed + 1, cfg.image_size)
         atomic_write_text(stamp, json.dumps(identity))
     return train_dir, val_dir
 
