@@ -24,7 +24,7 @@ from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.inference import InferenceConfig, Segmenter
 from zeroseg.synthetic import writers
 from zeroseg.synthetic.caption_clip import load_or_train_caption_clip
-from zeroseg.synthetic.demo import DemoConfig, student_config, write_world
+from zeroseg.synthetic.demo import DemoConfig, student_config, teacher_cache, write_world
 from zeroseg.synthetic.evaluate import evaluate_methods
 from zeroseg.synthetic.upper_bound import train_upper_bound
 from zeroseg.training import train
@@ -63,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     cfg = DemoConfig(out_dir=args.out, seed=args.seed, steps=args.steps)
     train_dir, val_dir = write_world(cfg)
-    teacher = load_or_train_caption_clip(cfg.teacher, cfg.cache_dir / "teacher")
+    teacher = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg))
     dataset = VOCSegmentation(val_dir, split="val")
     names = args.only or [*VARIANTS, "upper_bound"]
     results = {}

@@ -52,6 +52,13 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_run, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_demo_rejects_a_close_up_share_outside_zero_one(tmp_path, capsys):
+    err = _one_line_error(
+        capsys, main(["demo", "--out", str(tmp_path), "--teacher-close-ups", "2"])
+    )
+    assert "--teacher-close-ups" in err and not any(tmp_path.iterdir())
+
+
 def test_checkpoint_of_another_architecture(tmp_path, tiny_run, capsys):
     state = torch.load(next((tiny_run / "checkpoints").glob("*.pt")), weights_only=True)
     state["config"]["seg_head"]["width"] = 32

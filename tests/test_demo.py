@@ -40,3 +40,12 @@ def test_demo_writes_metrics_and_report_and_reuses_the_teacher(tmp_path):
     stamp = teacher.stat().st_mtime_ns
     run_demo(cfg, progress=False)
     assert teacher.stat().st_mtime_ns == stamp
+
+
+def test_close_up_teachers_are_cached_apart_from_the_default(tmp_path):
+    from zeroseg.synthetic.demo import teacher_cache
+
+    default = DemoConfig(cache_dir=tmp_path)
+    close_ups = DemoConfig(cache_dir=tmp_path, teacher=CaptionCLIPConfig(zoom_probability=0.5))
+    assert teacher_cache(default) == tmp_path / "teacher"
+    assert teacher_cache(close_ups) == tmp_path / "teacher-close-ups-0.5"

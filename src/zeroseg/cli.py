@@ -127,6 +127,12 @@ def _add_demo(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="student optimiser steps")
     p.add_argument("--train-images", type=int, default=None, help="training scenes")
     p.add_argument("--val-images", type=int, default=None, help="validation scenes")
+    p.add_argument(
+        "--teacher-close-ups",
+        type=float,
+        default=0.0,
+        help="share of close-up scenes in the teacher's captioned data [0]",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="student config overrides")
     p.set_defaults(handler=_run_demo)
@@ -138,6 +144,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     cfg = DemoConfig(out_dir=Path(args.out), seed=args.seed, overrides=list(args.overrides))
     if args.cache:
         cfg.cache_dir = Path(args.cache)
+    if not 0 <= args.teacher_close_ups <= 1:
+        raise ZeroSegError(f"--teacher-close-ups must be in [0, 1], got {args.teacher_close_ups}")
+    cfg.teacher.zoom_probability = args.teacher_close_ups
     for name in ("steps", "train_images", "val_images"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))

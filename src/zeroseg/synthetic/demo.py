@@ -59,6 +59,12 @@ class DemoConfig:
     teacher: CaptionCLIPConfig = field(default_factory=CaptionCLIPConfig)
 
 
+def teacher_cache(cfg: DemoConfig) -> Path:
+    """The teacher's cache folder: one per close-up share, so variants do not evict the default."""
+    share = cfg.teacher.zoom_probability
+    return cfg.cache_dir / ("teacher" if not share else f"teacher-close-ups-{share:g}")
+
+
 def write_world(cfg: DemoConfig) -> tuple[Path, Path]:
     """Training image folder and validation tree under ``out_dir/data`` (regenerated if absent)."""
     data = cfg.out_dir / "data"
@@ -134,7 +140,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     train_dir, val_dir = write_world(cfg)
     logger.info("world: %d training scenes, %d validation scenes in %s", cfg.train_images,
                 cfg.val_images, cfg.out_dir / "data")  # fmt: skip
-    teacher_path = load_or_train_caption_clip(cfg.teacher, cfg.cache_dir / "teacher", progress)
+    teacher_path = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg), progress)
     teacher_meta = json.loads(teacher_path.with_suffix(".json").read_text())
     config = student_config(cfg, train_dir, teacher_path)
     run_dir = cfg.out_dir / "run"
