@@ -8,6 +8,9 @@ image). The upper bound is the same student trained with ground-truth masks
     python benchmarks/synthetic_ablations.py --out runs/ablations --steps 400
     python benchmarks/synthetic_ablations.py --only full base   # a subset
     python benchmarks/synthetic_ablations.py --extra seg_head.gumbel=false   # on every variant
+    # the paper's losses instead of the synthetic preset's (no grouping term, nearest matching):
+    python benchmarks/synthetic_ablations.py --extra loss.grouping_information_weight=0 \
+        loss.matching=nearest
 """
 
 from __future__ import annotations
