@@ -117,8 +117,13 @@ def test_grouping_term_enters_the_total_only_when_weighted():
 def test_one_to_one_gives_distinct_views_smallest_distance_first():
     distances = torch.tensor([[[0.1, 0.2, 0.9], [0.0, 0.5, 0.4]]])  # both tokens prefer view 0/1
     assert one_to_one(distances).tolist() == [[1, 0]]  # token 1 takes view 0 first (0.0)
-    with pytest.raises(ValueError, match="tokens <= views"):
-        one_to_one(torch.zeros(1, 3, 2))
+
+
+def test_one_to_one_with_more_tokens_than_views_goes_in_rounds():
+    distances = torch.tensor([[[0.0, 1.0], [0.1, 1.0], [0.2, 1.0], [0.3, 1.0], [0.4, 1.0]]])
+    matched = one_to_one(distances)[0].tolist()  # every token prefers view 0
+    assert matched == [0, 1, 0, 1, 0]  # rounds of two: view 0 to the closest free token each time
+    assert torch.bincount(torch.tensor(matched)).tolist() == [3, 2]
 
 
 def test_patch_box_coverage_splits_patches_across_cell_borders():

@@ -76,7 +76,7 @@ def segment_matching_loss(
     ``mode="nearest"`` (the paper): each segment token independently takes its nearest local view by
     L1 (many-to-one). Options beyond the paper, against segment collapse (all tokens matching the
     same easy view): ``"one_to_one"`` matches tokens to distinct views (greedy, smallest distance
-    first; needs S <= V_local); ``"bidirectional"`` adds the reverse term, every local view to its
+    first; in rounds when S > V_local); ``"bidirectional"`` adds the reverse term, every local view to its
     nearest token (averaged the same way); ``"overlap"`` gives each token the view whose region
     best overlaps its segment (largest IoU in ``overlap``), so that what a segment is matched to
     depends on where it is, not only on what its embedding already resembles. The choice is made
@@ -168,22 +168,28 @@ def segment_view_iou(assignment: Tensor, coverage: Tensor) -> Tensor:
 def one_to_one(distances: Tensor) -> Tensor:
     """Greedy distinct matching: repeatedly take the closest free (token, view) pair.
 
+    With more tokens than views (e.g. 8 segment tokens and a 2x2 grid), matching goes in rounds:
+    once every view is taken, all views are free again for the tokens still unmatched, so each
+    view serves at most ceil(S / V) tokens.
+
     Args:
-        distances: (B, S, V) with S <= V.
+        distances: (B, S, V).
 
     Returns:
-        (B, S) view index per token, all distinct within an image.
+        (B, S) view index per token; distinct within an image when S <= V.
     """
     batch, tokens, views = distances.shape
-    if tokens > views:
-        raise ValueError(f"one-to-one matching needs tokens <= views, got {tokens} > {views}")
     work = distances.detach().clone()
     matched = torch.zeros(batch, tokens, dtype=torch.long, device=distances.device)
+    done = torch.zeros(batch, tokens, dtype=torch.bool, device=distances.device)
     rows = torch.arange(batch, device=distances.device)
-    for _ in range(tokens):
+    for step in range(tokens):
+        if step and step % views == 0:  # a round is over: every view is free again
+            work = distances.detach().clone().masked_fill(done.unsqueeze(2), float("inf"))
         flat = work.flatten(1).argmin(dim=1)
         token, view = flat // views, flat % views
         matched[rows, token] = view
+        done[rows, token] = True
         work[rows, token, :] = float("inf")
         work[rows, :, view] = float("inf")
     return matched
