@@ -146,5 +146,8 @@ def test_overlap_matching_follows_position_not_embedding():
     overlap = torch.tensor([[[0.9, 0.1], [0.2, 0.7]]])  # ...but token 1's segment lies in view 1
     loss, matched = segment_matching_loss(segments, local, "mean", "overlap", overlap)
     assert matched.tolist() == [[0, 1]] and loss.item() == pytest.approx(0.5)
+    empty = torch.tensor([[[0.9, 0.1], [0.0, 0.0]]])  # token 1 owns no patch: nearest view
+    _, matched = segment_matching_loss(segments, local, "mean", "overlap", empty)
+    assert matched.tolist() == [[0, 0]]
     with pytest.raises(ValueError, match="overlap"):
         segment_matching_loss(segments, local, "mean", "overlap")

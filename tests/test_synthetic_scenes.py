@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from zeroseg.errors import ZeroSegError
 from zeroseg.synthetic.scenes import (
     CAPTION_MIN_AREA,
     CLASS_NAMES,
@@ -202,6 +204,9 @@ def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
     assert views.shape == (2, 5, 16) and torch.isfinite(views).all()
     assert teacher.build_classifier([["circle"], ["sky"]], ["a photo of a {}."]).shape == (2, 16)
 
+    with pytest.raises(ZeroSegError, match="close-ups"):
+        caption_clip.train_caption_clip(dataclasses.replace(config, zoom_range=(0.5, 2)), tmp_path)
+
     def fail(*args, **kwargs):
         raise AssertionError("should have used the cache")
 
@@ -209,3 +214,9 @@ def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
     assert caption_clip.load_or_train_caption_clip(config, tmp_path) == weights
     with pytest.raises(AssertionError):
         caption_clip.load_or_train_caption_clip(config.__class__(steps=3), tmp_path)
+    meta["train_config"] = {k: v for k, v in meta["train_config"].items() if "zoom" not in k}
+    (tmp_path / "teacher.json").write_text(json.dumps(meta))  # cached before close-ups existed
+    assert caption_clip.load_or_train_caption_clip(config, tmp_path) == weights
+    with pytest.raises(AssertionError):
+        close_ups = dataclasses.replace(config, zoom_probability=0.5)
+        caption_clip.load_or_train_caption_clip(close_ups, tmp_path)

@@ -35,3 +35,17 @@ def test_training_from_the_cache(tmp_path, image_folder):
     result = train(load_config("tiny", overrides), tmp_path / "run", progress=False)
     assert np.load(cache / "views.npy", mmap_mode="r").shape == (32, 30, 64)
     assert result.history[-1]["loss"] > 0
+
+
+def test_a_teacher_checkpoint_rewritten_in_place_changes_the_identity(tmp_path, image_folder):
+    import os
+
+    weights = tmp_path / "teacher.pt"
+    weights.write_bytes(b"first")
+    config = load_config("tiny", [f"teacher.pretrained={weights}"])
+    dataset = ImageFolder(image_folder, 64, config.data.resize_short)
+    before = cache_identity(config, dataset)
+    weights.write_bytes(b"second, retrained")
+    os.utime(weights, ns=(1, 1))
+    assert cache_identity(config, dataset)["teacher_weights"] != before["teacher_weights"]
+    assert cache_identity(load_config("tiny"), dataset)["teacher_weights"] is None  # no file

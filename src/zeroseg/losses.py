@@ -79,8 +79,10 @@ def segment_matching_loss(
     first; in rounds when S > V_local); ``"bidirectional"`` adds the reverse term, every local view to its
     nearest token (averaged the same way); ``"overlap"`` gives each token the view whose region
     best overlaps its segment (largest IoU in ``overlap``), so that what a segment is matched to
-    depends on where it is, not only on what its embedding already resembles. The choice is made
-    without gradient; only the chosen distances are back-propagated.
+    depends on where it is, not only on what its embedding already resembles (segments owning
+    almost no patch fall back to their nearest view; the regions come from the noise-free soft
+    maps, the embeddings from the assignment as used). The choice is made without gradient; only
+    the chosen distances are back-propagated.
 
     Args:
         segments: (B, S, D) segment embeddings g_i.
@@ -97,7 +99,8 @@ def segment_matching_loss(
         if mode == "overlap":
             if overlap is None:
                 raise ValueError("overlap matching needs the segment-to-view overlaps")
-            matched = overlap.argmax(dim=2)
+            nearest = distances.argmin(dim=2)  # for segments that own (almost) no patch
+            matched = torch.where(overlap.amax(dim=2) > 1e-3, overlap.argmax(dim=2), nearest)
         elif mode == "one_to_one":
             matched = one_to_one(distances)
         else:
@@ -220,8 +223,8 @@ def zeroseg_losses(
         student_normalize: the encoder's input normalisation (targets live in its space).
         soft_assignments: the head's per-stage soft maps [(B, N, S_1), (B, S_1, S_2), ...], composed
             into (B, N, S) only for the grouping term and overlap matching.
-        view_coverage: (B, N, V - 1) share of each (visible) patch inside each local view's box, for
-            ``matching="overlap"``.
+        view_coverage: (B, N_vis, V - 1) share of each visible patch (the rows of the stage-1 maps)
+            inside each local view's box, for ``matching="overlap"``.
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,

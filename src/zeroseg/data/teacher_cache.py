@@ -43,12 +43,22 @@ def cache_identity(config: ExperimentConfig, dataset: ImageFolder) -> dict:
         "teacher_pretrained": teacher.pretrained,
         "teacher_model_config": json.dumps(teacher.model_config, sort_keys=True),
         "teacher_seed": teacher.seed if teacher.pretrained == "none" else None,
+        "teacher_weights": _file_stamp(teacher.pretrained),
         "grids": list(teacher.grids),
         "image_size": dataset.image_size,
         "resize_short": dataset.resize_short,
         "num_images": len(dataset),
         "files_sha256": hashlib.sha256(names.encode()).hexdigest(),
     }
+
+
+def _file_stamp(pretrained: str) -> str | None:
+    """Size and modification time of a local checkpoint (a teacher retrained in place differs)."""
+    path = Path(pretrained)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 class CachedViews(Dataset):

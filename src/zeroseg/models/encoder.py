@@ -23,7 +23,7 @@ class EncoderOutput:
     Attributes:
         patch_tokens: (B, N_vis, D) normalised output tokens of the visible patches, in keep order.
         cls_token: (B, D) output of the class token.
-        ids_keep: (B, N_vis) indices of the visible patches in raster order.
+        ids_keep: (B, N_vis) raster index of each visible patch, in the tokens' (keep) order.
         ids_restore: (B, N) inverse permutation that restores raster order after appending masked.
         mask: (B, N) 1 for masked (hidden) patches, 0 for visible ones, in raster order.
         grid: (h, w) patch grid of the input.

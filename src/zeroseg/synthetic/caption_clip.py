@@ -170,6 +170,12 @@ def train_caption_clip(
     """
     if config.steps < 1 or config.batch_size < 2 or config.bank_size < config.batch_size:
         raise ZeroSegError("caption CLIP needs steps >= 1 and 2 <= batch_size <= bank_size")
+    low, high = config.zoom_range
+    if not (0 <= config.zoom_probability <= 1 and 0 < low <= high <= 1):
+        raise ZeroSegError(
+            f"caption CLIP close-ups need zoom_probability in [0, 1] and 0 < zoom_range[0] <= "
+            f"zoom_range[1] <= 1, got {config.zoom_probability} and {config.zoom_range}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

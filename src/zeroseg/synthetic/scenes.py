@@ -7,10 +7,9 @@ there is no separate background class. Object colours and fill styles are drawn 
 shape, so only the outline tells a shape apart; stuff regions are textures with jittered colour.
 
 Everything is numpy and deterministic: scene ``i`` of seed ``s`` is drawn from
-``np.random.default_rng([s, i])`` whatever the number of scenes asked for. The writers at the end
-produce the formats real data comes in (a folder of images; a VOC-style labelled tree), so the
-library's own readers are used on synthetic data too (``writers.py``); the pixels are painted by
-``painting.py``.
+``np.random.default_rng([s, i])`` whatever the number of scenes asked for. ``painting.py`` paints
+the pixels; ``writers.py`` writes scenes in the formats real data comes in (a folder of images; a
+VOC-style labelled tree), so the library's own readers are used on synthetic data too.
 
 Shapes: H x W pixels; images are uint8 (H, W, 3), label maps uint8 (H, W).
 """
