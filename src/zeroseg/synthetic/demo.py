@@ -100,12 +100,9 @@ def student_config(cfg: DemoConfig, train_dir: Path, teacher_path: Path) -> Expe
     return load_config(cfg.preset, teacher + run + list(cfg.overrides))
 
 
-def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dict:
-    """The student and the teacher-only baselines, each with the world's vocabulary set."""
-    inference = InferenceConfig(short_side=None, mode="whole", templates="simple1")
-    student = Segmenter.from_checkpoint(run_dir, inference, device="cpu")
-    teacher = student.teacher
-    methods = {"zeroseg": student}
+def teacher_baselines(teacher, image_size: int) -> dict:
+    """The teacher-only baselines: grid crops (2x2, 3x3, 4x4) and two sliding windows."""
+    methods = {}
     for grid in (2, 3, 4):
         methods[f"teacher_grid{grid}x{grid}"] = GridCropSegmenter(
             teacher, grid, templates="simple1"
@@ -113,6 +110,14 @@ def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dic
     for window, stride in ((0.5, 0.125), (0.375, 0.125)):
         name = f"teacher_sliding{round(window * image_size)}s{round(stride * image_size)}"
         methods[name] = SlidingCropSegmenter(teacher, window, stride, templates="simple1")
+    return methods
+
+
+def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dict:
+    """The student and the teacher-only baselines, each with the world's vocabulary set."""
+    inference = InferenceConfig(short_side=None, mode="whole", templates="simple1")
+    student = Segmenter.from_checkpoint(run_dir, inference, device="cpu")
+    methods = {"zeroseg": student, **teacher_baselines(student.teacher, image_size)}
     for method in methods.values():
         method.set_vocabulary(class_names)
     return methods
