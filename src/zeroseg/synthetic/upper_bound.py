@@ -40,7 +40,7 @@ def pixel_class_log_probs(
     maps = compose_assignments(out.soft_assignments)  # (B, N, S)
     segments = F.normalize(out.segment_embeddings, dim=-1)
     probs = (scale * segments @ text.T).softmax(-1)  # (B, S, K)
-    patch = (maps @ probs).transpose(1, 2).reshape(images.shape[0], -1, gh, gw)
+    patch = (maps @ probs).transpose(1, 2).reshape(images.shape[0], -1, gh, gw).contiguous()
     pixels = F.interpolate(patch, images.shape[-2:], mode="bilinear", align_corners=False)
     return pixels.clamp(min=1e-6).log()
 
