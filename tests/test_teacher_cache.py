@@ -35,6 +35,8 @@ def test_training_from_the_cache(tmp_path, image_folder):
     result = train(load_config("tiny", overrides), tmp_path / "run", progress=False)
     assert np.load(cache / "views.npy", mmap_mode="r").shape == (32, 30, 64)
     assert result.history[-1]["loss"] > 0
+    again = train(load_config("tiny", overrides), tmp_path / "run2", progress=False)  # cache reused
+    assert [r["loss"] for r in again.history] == [r["loss"] for r in result.history]
 
 
 def test_a_teacher_checkpoint_rewritten_in_place_changes_the_identity(tmp_path, image_folder):

@@ -147,6 +147,7 @@ def _train(
         )
     if config.data.teacher_cache:
         dataset = cached_dataset(config, dataset, teacher, device, info, progress)
+        torch.manual_seed(config.train.seed + info.rank)  # the same whether the cache was built
     use_decoder = config.loss.reconstruction_weight > 0
     student = build_zeroseg(
         config.encoder, config.seg_head, config.decoder if use_decoder else None
