@@ -136,7 +136,6 @@ def _train(
     device: torch.device,
     info: DistInfo,
 ) -> TrainResult:
-    torch.manual_seed(config.train.seed + info.rank)
     dataset = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
     schedule = make_schedule(config, len(dataset), info.world_size)
     teacher = build_teacher(config.teacher).to(device)
@@ -147,7 +146,9 @@ def _train(
         )
     if config.data.teacher_cache:
         dataset = cached_dataset(config, dataset, teacher, device, info, progress)
-        torch.manual_seed(config.train.seed + info.rank)  # the same whether the cache was built
+    # Seeded here, after the teacher and its view cache (which may draw random numbers), so that
+    # the student's initialisation and masks depend only on the seed.
+    torch.manual_seed(config.train.seed + info.rank)
     use_decoder = config.loss.reconstruction_weight > 0
     student = build_zeroseg(
         config.encoder, config.seg_head, config.decoder if use_decoder else None
