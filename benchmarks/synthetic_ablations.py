@@ -1,7 +1,7 @@
 """Ablations in the synthetic world: the paper's Table 4 (losses), Table 3 (grids), and an upper bound.
 
 Every variant trains the demo's student from the same cached teacher, scenes and seed, and is scored
-on the same validation scenes (mIoU as a fraction; oracle mIoU = grouping ceiling; segments used per
+on the same validation scenes (mIoU in percent; oracle mIoU = grouping ceiling; segments used per
 image). The upper bound is the same student trained with ground-truth masks
 (``zeroseg.synthetic.upper_bound``).
 
@@ -55,7 +55,7 @@ VARIANTS = {
 
 
 def score(run: Path, dataset) -> dict:
-    inference = InferenceConfig(short_side=None, mode="whole", templates="simple1")
+    inference = InferenceConfig(short_side=0, mode="whole", templates="simple1")
     segmenter = Segmenter.from_checkpoint(run, inference, device="cpu")
     segmenter.set_vocabulary(list(dataset.class_names))
     metrics, _ = evaluate_methods({"zeroseg": segmenter}, dataset, dataset.class_names, False)
@@ -117,8 +117,8 @@ def main() -> None:
     print("| variant | mIoU | pixel acc. | oracle mIoU | segments/image |")
     print("|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['miou']:.3f} | {r['pixel_accuracy']:.3f} | "
-              f"{r.get('oracle_miou', float('nan')):.3f} | "
+        print(f"| {name} | {r['miou']:.2f} | {r['pixel_accuracy']:.2f} | "
+              f"{r.get('oracle_miou', float('nan')):.2f} | "
               f"{r.get('segments_used_per_image', '-')} |")  # fmt: skip
     (args.out / "ablations.json").write_text(json.dumps(results, indent=2))
 

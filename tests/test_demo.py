@@ -23,7 +23,7 @@ SMALL_STUDENT = [
 def test_demo_writes_metrics_and_report_and_reuses_the_teacher(tmp_path):
     cfg = DemoConfig(
         out_dir=tmp_path / "demo", cache_dir=tmp_path / "cache", train_images=16, val_images=4,
-        image_size=32, steps=2, overrides=SMALL_STUDENT, teacher=SMALL_TEACHER,
+        image_size=32, steps=2, student_overrides=tuple(SMALL_STUDENT), teacher=SMALL_TEACHER,
     )  # fmt: skip
     metrics = run_demo(cfg, progress=False)
     saved = json.loads((cfg.out_dir / "metrics.json").read_text())

@@ -15,7 +15,7 @@ from zeroseg.errors import ZeroSegError
 from zeroseg.inference import InferenceConfig, SegmentationResult, slide_windows
 from zeroseg.teacher import CLIPTeacher
 
-CONFIG = InferenceConfig(short_side=None, mode="whole", window=32, stride=16, templates="simple1")
+CONFIG = InferenceConfig(short_side=0, mode="whole", window=32, stride=16, templates="simple1")
 
 
 @pytest.fixture(scope="module")

@@ -147,7 +147,9 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, voc):
 
 def test_protocol_presets():
     config, flavour = protocol_config("zeroseg", "context")
-    assert flavour == "groupvit" and config.bg_threshold == 0.05 and config.top_k_classes == 0
+    # the paper follows GroupViT's inference: its top-5 step, mmseg's (cv2) resizing
+    assert flavour == "groupvit" and config.bg_threshold == 0.05 and config.top_k_classes == 5
+    assert config.resize == "mmcv"
     assert (config.short_side, config.max_long_side, config.mode) == (448, 2048, "slide")
     assert (config.window, config.stride, config.logit_scale) == (448, 224, 100.0)
     assert config.templates == "imagenet80"
@@ -162,7 +164,10 @@ def test_protocol_presets():
     assert [c.logit_scale for c, _ in sclip.values()] == [65.0, 40.0, 50.0, 40.0, 50.0]
     assert [c.bg_threshold for c, _ in sclip.values()] == [0.1, 0.0, 0.1, 0.0, 0.1]
     assert all(
-        f == "sclip" and (c.short_side, c.window, c.stride) == (336, 224, 112)
+        f == "sclip"
+        and (c.short_side, c.window, c.stride) == (336, 224, 112)
+        and c.top_k_classes == 0
+        and c.resize == "mmcv"
         for c, f in sclip.values()
     )
     with pytest.raises(ZeroSegError, match="unknown protocol"):

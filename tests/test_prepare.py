@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import sys
-import types
 
 import numpy as np
 import pytest
 from PIL import Image
 from test_segmentation_data import make_masks, save_jpeg, write_voc_tree
 
-from zeroseg.data.segmentation import COCO_OBJECT_CLASSES, COCOObjectSegmentation, read_label
-from zeroseg.errors import ZeroSegError
-from zeroseg.prepare import (
+from zeroseg.data.prepare import (
     COCO_THING_IDS,
-    CONTEXT_DETAIL_IDS,
     coco_stuff_to_object_lut,
     prepare_coco_object,
     prepare_context,
     prepare_voc,
 )
+from zeroseg.data.segmentation import COCO_OBJECT_CLASSES, COCOObjectSegmentation, read_label
+from zeroseg.errors import ZeroSegError
 
 # COCO category id -> name, from COCO's category list (spot checks around every id gap)
 COCO_NAMES_BY_ID = {
@@ -123,37 +122,63 @@ def test_prepare_context_verifies_converted_tree(tmp_path):
     assert report.counts == {"val": 2} and len(report.pixels) == 60
 
 
-def test_prepare_context_without_detail_package_says_how_to_get_it(tmp_path, monkeypatch):
+def test_prepare_context_without_pycocotools_says_how_to_get_it(tmp_path, monkeypatch):
     root = tmp_path / "VOCdevkit" / "VOC2010"
     (root / "JPEGImages").mkdir(parents=True)
-    (root / "trainval_merged.json").write_text("{}")
-    monkeypatch.setitem(sys.modules, "detail", None)  # import detail -> ImportError
-    with pytest.raises(ZeroSegError, match="needs the Detail API: pip install"):
+    (root / "trainval_merged.json").write_text(json.dumps(DETAIL_JSON))
+    monkeypatch.setitem(sys.modules, "pycocotools", None)  # import pycocotools -> ImportError
+    with pytest.raises(ZeroSegError, match="needs pycocotools: pip install pycocotools"):
         prepare_context(tmp_path, verbose=False)
 
 
-def test_prepare_context_converts_detail_annotations(tmp_path, monkeypatch):
+# trainval_merged.json in the Detail API's format: compressed-RLE masks ({"size": [h, w], "counts"}),
+# painted in file order (later over earlier); 440 wall, 284 person, 2 aeroplane, 360 sky.
+DETAIL_JSON = {
+    "images": [
+        {"image_id": 2008000002, "file_name": "2008_000002.jpg", "height": 4, "width": 6,
+         "phase": "train"},
+        {"image_id": 2008000003, "file_name": "2008_000003.jpg", "height": 3, "width": 5,
+         "phase": "val"},
+    ],
+    "annos_segmentation": [
+        {"id": 1, "image_id": 2008000002, "category_id": 440, "iscrowd": 0,
+         "segmentation": {"size": [4, 6], "counts": "0220000000000"}},  # rows 0-1
+        {"id": 2, "image_id": 2008000002, "category_id": 284, "iscrowd": 0,
+         "segmentation": {"size": [4, 6], "counts": "888"}},  # columns 2-3, over the wall
+        {"id": 3, "image_id": 2008000003, "category_id": 2, "iscrowd": 1,
+         "segmentation": {"size": [3, 5], "counts": "4210002"}},  # rows 1-2, columns 1-3
+        {"id": 4, "image_id": 2008000003, "category_id": 360, "iscrowd": 0,
+         "segmentation": {"size": [3, 5], "counts": "01200000000"}},  # row 0
+    ],
+    "categories": [], "parts": [], "annos_occlusion": [], "annos_boundary": [],
+}  # fmt: skip
+
+
+def test_prepare_context_converts_detail_json(tmp_path):
+    pytest.importorskip("pycocotools")
     root = tmp_path / "VOCdevkit" / "VOC2010"
     (root / "trainval_merged.json").parent.mkdir(parents=True)
-    (root / "trainval_merged.json").write_text("{}")
-    ids = np.array(CONTEXT_DETAIL_IDS)
-    masks = {"train": [ids[[0, 5, 59, 1]].reshape(2, 2)], "val": [ids[[59, 2, 0, 0]].reshape(2, 2)]}
-    for split in masks:
-        save_jpeg(np.zeros((2, 2, 3), np.uint8), root / "JPEGImages" / f"{split}_0.jpg")
-
-    class FakeDetail:  # the Detail API's surface used by the converter
-        def __init__(self, annotation_file, image_dir, phase):
-            self.phase = phase
-
-        def getImgs(self):
-            return [{"file_name": f"{self.phase}_0.jpg", "index": 0}]
-
-        def getMask(self, info):
-            return masks[self.phase][info["index"]]
-
-    monkeypatch.setitem(sys.modules, "detail", types.SimpleNamespace(Detail=FakeDetail))
+    (root / "trainval_merged.json").write_text(json.dumps(DETAIL_JSON))
+    for stem, (h, w) in {"2008_000002": (4, 6), "2008_000003": (3, 5)}.items():
+        save_jpeg(np.zeros((h, w, 3), np.uint8), root / "JPEGImages" / f"{stem}.jpg")
     report = prepare_context(tmp_path, verbose=False)
     assert report.counts == {"train": 1, "val": 1}
-    label = read_label(root / "SegmentationClassContext" / "val_0.png")
-    assert np.array_equal(label, [[59, 2], [0, 0]])
-    assert (root / "ImageSets" / "SegmentationContext" / "train.txt").read_text() == "train_0\n"
+    # what the Detail API's getMask and mmseg's converter give for this file (0 unlabelled,
+    # 56 wall, 37 person, 47 sky, 1 aeroplane)
+    train = read_label(root / "SegmentationClassContext" / "2008_000002.png")
+    assert np.array_equal(train, [[56, 56, 37, 37, 56, 56]] * 2 + [[0, 0, 37, 37, 0, 0]] * 2)
+    val = read_label(root / "SegmentationClassContext" / "2008_000003.png")
+    assert np.array_equal(val, [[47] * 5, [0, 1, 1, 1, 0], [0, 1, 1, 1, 0]])
+    split = root / "ImageSets" / "SegmentationContext"
+    assert (split / "train.txt").read_text() == "2008_000002\n"
+
+
+def test_prepare_context_refuses_a_category_outside_the_59(tmp_path):
+    pytest.importorskip("pycocotools")
+    root = tmp_path / "VOCdevkit" / "VOC2010"
+    (root / "JPEGImages").mkdir(parents=True)
+    detail = json.loads(json.dumps(DETAIL_JSON))
+    detail["annos_segmentation"][0]["category_id"] = 1  # not a PASCAL Context class
+    (root / "trainval_merged.json").write_text(json.dumps(detail))
+    with pytest.raises(ZeroSegError, match=r"category ids \[1\]"):
+        prepare_context(tmp_path, verbose=False)

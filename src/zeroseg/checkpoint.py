@@ -11,54 +11,18 @@ unwrapped (no ``module.`` prefix); loading tolerates the prefix anyway.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zeroseg.atomic import atomic_torch_save
 from zeroseg.config import ExperimentConfig, from_dict
 from zeroseg.errors import ZeroSegError
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and ``os.replace``: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Text version of ``atomic_write_bytes`` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -121,6 +85,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Strip DDP/compile prefixes (``module.``, ``_orig_mod.``)."""
     return {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state.items()}
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    """The resolved experiment config saved in a checkpoint (or a run's newest checkpoint)."""
+    return from_dict(load_checkpoint(path)["config"])
 
 
 def load_student(path: str | Path, with_decoder: bool = False):

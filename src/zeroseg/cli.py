@@ -7,6 +7,7 @@ Every handler calls a public function and returns an exit code. Problems with th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -69,33 +70,46 @@ def _add_segment(sub) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--background", action="store_true", help="add a thresholded background class")
-    p.add_argument("--bg-threshold", type=float, default=0.95, help="background threshold [0.95]")
-    p.add_argument(
-        "--mode", choices=["whole", "slide"], default="whole", help="inference mode [whole]"
-    )
-    p.add_argument("--short-side", type=int, default=0, help="resize short side (0 = model's size)")
-    p.add_argument("--templates", default="imagenet80", help="imagenet80, subset7 or simple1")
+    p.add_argument("--bg-threshold", type=float, help="background threshold (bg_threshold) [0.95]")
+    p.add_argument("--mode", choices=["whole", "slide"], help="inference mode (mode) [whole]")
+    p.add_argument("--short-side", type=int, help="resize short side (short_side) [model's size]")
+    p.add_argument("--templates", help="imagenet80, subset7 or simple1 (templates) [imagenet80]")
     p.add_argument("--device", default=None, help="cpu, cuda, ... [auto]")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any InferenceConfig field, e.g. --set window=448 (repeatable)",
+    )
     p.set_defaults(handler=_run_segment)
 
 
+def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    """``key=value`` overrides for the flags the user gave (attribute name -> config key)."""
+    given = [(key, getattr(args, name)) for name, key in flags.items()]
+    return [f"{key}={value}" for key, value in given if value is not None]
+
+
 def _run_segment(args: argparse.Namespace) -> int:
+    from zeroseg.config import resolve_config
     from zeroseg.data.images import open_rgb, to_tensor
     from zeroseg.inference import InferenceConfig, Segmenter
     from zeroseg.text_queries import parse_class_list
     from zeroseg.visualize import write_outputs
 
+    flags = {
+        "bg_threshold": "bg_threshold", "mode": "mode", "short_side": "short_side",
+        "templates": "templates",
+    }  # fmt: skip
+    config = resolve_config(
+        InferenceConfig, overrides=[*_flag_overrides(args, flags), *args.overrides]
+    )
     classes = parse_class_list(args.classes)
     paths = [Path(p) for p in args.images]
     images = [open_rgb(p) for p in paths]  # fail on a bad image before any work
-    segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device)
-    size = segmenter.model.encoder.vit.patch_embed.img_size[0]
-    short = args.short_side or size
-    config = InferenceConfig(
-        short_side=short, mode=args.mode, window=short, stride=max(1, short // 2),
-        bg_threshold=args.bg_threshold, templates=args.templates,
-    )  # fmt: skip
-    segmenter = segmenter.with_config(**config.__dict__)
+    segmenter = Segmenter.from_checkpoint(args.checkpoint, config, device=args.device)
     segmenter.set_vocabulary(classes, background=args.background)
     out_dir = Path(args.out)
     stems = _unique_stems(paths)
@@ -121,17 +135,17 @@ def _add_demo(sub) -> None:
         "demo",
         help="the whole method in a synthetic world on CPU: scenes, teacher, student, report",
     )
-    p.add_argument("--out", default="zeroseg-demo", help="output folder [zeroseg-demo]")
-    p.add_argument("--cache", default=None, help="teacher cache folder [~/.cache/zeroseg]")
-    p.add_argument("--seed", type=int, default=0, help="world and training seed [0]")
-    p.add_argument("--steps", type=int, default=None, help="student optimiser steps")
-    p.add_argument("--train-images", type=int, default=None, help="training scenes")
-    p.add_argument("--val-images", type=int, default=None, help="validation scenes")
+    p.add_argument("--out", help="output folder (out_dir) [zeroseg-demo]")
+    p.add_argument("--cache", help="teacher cache folder (cache_dir) [~/.cache/zeroseg]")
+    p.add_argument("--seed", type=int, help="world and training seed (seed) [0]")
+    p.add_argument("--steps", type=int, help="student optimiser steps (steps)")
+    p.add_argument("--train-images", type=int, help="training scenes (train_images)")
+    p.add_argument("--val-images", type=int, help="validation scenes (val_images)")
     p.add_argument(
         "--teacher-close-ups",
         type=float,
-        default=0.0,
-        help="share of close-up scenes in the teacher's captioned data [0]",
+        help="share of close-up scenes in the teacher's captioned data "
+        "(teacher.zoom_probability) [0]",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="student config overrides")
@@ -139,26 +153,25 @@ def _add_demo(sub) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from zeroseg.config import resolve_config
     from zeroseg.synthetic.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(out_dir=Path(args.out), seed=args.seed, overrides=list(args.overrides))
-    if args.cache:
-        cfg.cache_dir = Path(args.cache)
-    if not 0 <= args.teacher_close_ups <= 1:
-        raise ZeroSegError(f"--teacher-close-ups must be in [0, 1], got {args.teacher_close_ups}")
-    cfg.teacher.zoom_probability = args.teacher_close_ups
-    for name in ("steps", "train_images", "val_images"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
+    flags = {
+        "out": "out_dir", "cache": "cache_dir", "seed": "seed", "steps": "steps",
+        "train_images": "train_images", "val_images": "val_images",
+        "teacher_close_ups": "teacher.zoom_probability",
+    }  # fmt: skip
+    cfg = resolve_config(DemoConfig, overrides=_flag_overrides(args, flags))
+    cfg = dataclasses.replace(cfg, student_overrides=tuple(args.overrides))
     metrics = run_demo(cfg, progress=not args.no_progress)
     for name, values in metrics.items():
         if "miou" in values:
             print(
-                f"{name:28s} mIoU {values['miou']:.3f}  pixel accuracy {values['pixel_accuracy']:.3f}"
+                f"{name:28s} mIoU {values['miou']:.2f}  pixel accuracy {values['pixel_accuracy']:.2f}"
             )
     summary = metrics["summary"]
     print(f"zeroseg / {summary['best_baseline']}: {summary['ratio_to_best_baseline']}x")
-    print(f"report: {Path(args.out) / 'report.md'}")
+    print(f"report: {cfg.out_dir / 'report.md'}")
     return 0
 
 
@@ -185,20 +198,22 @@ def _run_cache_teacher(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub) -> None:
+    from zeroseg.protocols import DATASETS, PROTOCOLS
+
     p = sub.add_parser(
         "evaluate", help="benchmark mIoU with a published protocol (VOC, Context, COCO)"
     )
     p.add_argument("--checkpoint", help="run directory or checkpoint (the student)")
-    p.add_argument(
-        "--dataset", required=True, choices=["voc", "voc20", "context", "context59", "coco-object"]
-    )
+    p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument(
         "--data-root", required=True, help="dataset root (e.g. the folder with VOCdevkit)"
     )
-    p.add_argument("--preset", default="zeroseg", choices=["zeroseg", "groupvit", "sclip"])
+    p.add_argument(
+        "--protocol", default="zeroseg", choices=list(PROTOCOLS), help="inference protocol"
+    )
     p.add_argument("--method", default="zeroseg", choices=["zeroseg", "teacher-dense"])
-    p.add_argument("--teacher", help="teacher-dense: open_clip model name [ViT-L-14]")
-    p.add_argument("--teacher-pretrained", default="openai", help="teacher-dense: tag or file")
+    p.add_argument("--teacher", help="teacher-dense: open_clip model name [teacher.model default]")
+    p.add_argument("--teacher-pretrained", help="teacher-dense: tag or file [teacher.pretrained]")
     p.add_argument("--vocabulary", choices=["groupvit", "sclip"], help="class-name flavour")
     p.add_argument("--save-predictions", metavar="DIR", help="write label PNGs here")
     p.add_argument("--out", required=True, help="folder for results.json and results.md")
@@ -209,38 +224,30 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    import yaml
-
+    from zeroseg.config import resolve_config
     from zeroseg.data.segmentation import build_dataset
     from zeroseg.distributed import init_distributed, select_device
     from zeroseg.evaluation import benchmark_settings, evaluate
+    from zeroseg.inference import InferenceConfig
     from zeroseg.protocols import protocol_config
     from zeroseg.vocabularies import load_vocabulary
 
-    config, flavour = protocol_config(args.preset, args.dataset)
-    changes = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key not in {f.name for f in dataclasses.fields(config)}:
-            raise ZeroSegError(f"override {item!r}: not key=value with an InferenceConfig field")
-        changes[key] = yaml.safe_load(value)
-    config = dataclasses.replace(config, **changes)
+    base, flavour = protocol_config(args.protocol, args.dataset)
+    config = resolve_config(InferenceConfig, overrides=args.overrides, base=base)
     vocabulary = load_vocabulary(args.dataset, args.vocabulary or flavour)
     dataset = build_dataset(args.dataset, args.data_root)
     device = select_device(args.device or "auto")
     init_distributed(device)
     segmenter, checkpoint, teacher = _evaluation_model(args, config, device)
     settings = benchmark_settings(
-        args.preset, args.dataset, config, vocabulary, checkpoint=checkpoint, teacher=teacher,
-        method=args.method,
+        args.protocol, args.dataset, segmenter.config, vocabulary, checkpoint=checkpoint,
+        teacher=teacher, method=args.method,
     )  # fmt: skip
     results = evaluate(
         segmenter, dataset, out_dir=args.out, vocabulary=vocabulary, settings=settings,
         save_predictions=args.save_predictions, progress=not args.no_progress,
     )  # fmt: skip
-    print(f"{args.dataset} ({args.preset}): mIoU {results['miou']:.2f}  -> {Path(args.out)}")
+    print(f"{args.dataset} ({args.protocol}): mIoU {results['miou']:.2f}  -> {Path(args.out)}")
     return 0
 
 
@@ -255,15 +262,15 @@ def _evaluation_model(args, config, device):
         teacher = segmenter.experiment_config.teacher
         return segmenter, segmenter.checkpoint_path, f"{teacher.model}/{teacher.pretrained}"
     from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
-    from zeroseg.config import TeacherConfig
+    from zeroseg.checkpoint import load_experiment_config
+    from zeroseg.config import TeacherConfig, resolve_config
     from zeroseg.teacher import build_teacher
 
     if args.checkpoint:
-        teacher_cfg = Segmenter.from_checkpoint(args.checkpoint, config).experiment_config.teacher
+        teacher_cfg = load_experiment_config(args.checkpoint).teacher
     else:
-        teacher_cfg = TeacherConfig(
-            model=args.teacher or "ViT-L-14", pretrained=args.teacher_pretrained
-        )
+        flags = {"teacher": "model", "teacher_pretrained": "pretrained"}
+        teacher_cfg = resolve_config(TeacherConfig, overrides=_flag_overrides(args, flags))
     teacher = build_teacher(teacher_cfg).to(device)
     return (
         DenseCLIPSegmenter(teacher, config),
@@ -283,7 +290,7 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from zeroseg import prepare
+    from zeroseg.data import prepare
 
     if args.dataset == "voc":
         prepare.prepare_voc(args.root)
@@ -347,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _setup_logging(verbose: bool) -> None:
-    import os
+    from zeroseg.distributed import rank_and_world
 
-    rank = int(os.environ.get("RANK", "0"))
+    rank, _ = rank_and_world()
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(
         level=level if rank == 0 else logging.WARNING,

@@ -1,9 +1,10 @@
-"""Typed experiment configuration: dataclasses are the schema, YAML presets and ``key=value`` override.
+"""Typed configuration: frozen dataclasses are the schema, YAML presets and ``key=value`` override.
 
-Resolution order: dataclass defaults < preset YAML (a name shipped in ``zeroseg/configs`` or a path)
-< ``key=value`` overrides (dotted keys, e.g. ``optim.base_lr=1e-4``). Unknown keys and values of the
-wrong type are errors. The resolved config is saved with every run and every checkpoint as a plain
-dict (``to_dict``) and rebuilt with ``from_dict``.
+``resolve_config`` is the one way into every config of the project (experiment, inference, demo,
+caption teacher): dataclass defaults (or a given base value) < preset YAML < ``key=value`` overrides
+(dotted keys, e.g. ``optim.base_lr=1e-4``). Unknown keys, values of the wrong type and values out
+of range are one-line errors (``ZeroSegError``). The resolved experiment config is saved with every
+run and every checkpoint as a plain dict (``to_dict``) and rebuilt with ``from_dict``.
 
 Fields marked [guess] correspond to the paper's open questions (``zeroseg-paper.md`` §10); their
 defaults are the documented best guesses.
@@ -12,19 +13,24 @@ defaults are the documented best guesses.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
+from zeroseg.atomic import atomic_write_text
 from zeroseg.errors import ZeroSegError
 
+T = TypeVar("T")
 
-@dataclass
+
+@dataclass(frozen=True)
 class EncoderConfig:
     """MAE-style ViT encoder (paper §2.1), built with ``timm.create_model``."""
 
@@ -37,8 +43,18 @@ class EncoderConfig:
     mask_ratio: float = 0.6  # share of patches hidden from the encoder while training (Table 5)
     init_checkpoint: str = ""  # [guess 2] optional local timm/MAE checkpoint ("" = random init)
 
+    def __post_init__(self) -> None:
+        check(
+            0 <= self.mask_ratio < 1, f"encoder.mask_ratio must be in [0, 1), got {self.mask_ratio}"
+        )
+        check(self.patch_size > 0, f"encoder.patch_size must be positive, got {self.patch_size}")
+        check(
+            self.image_size > 0 and self.image_size % self.patch_size == 0,
+            f"encoder.image_size={self.image_size} must be a positive multiple of the patch size",
+        )
 
-@dataclass
+
+@dataclass(frozen=True)
 class DecoderConfig:
     """MAE reconstruction decoder (paper §2.1: 8 layers)."""
 
@@ -46,9 +62,10 @@ class DecoderConfig:
     depth: int = 8
     heads: int = 16
     norm_pix_loss: bool = False  # [guess 15] per-patch normalised pixel targets
+    norm_eps: float = 1e-6  # LayerNorm eps of the blocks and the final norm (MAE: 1e-6)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SegHeadConfig:
     """GroupViT-style segmentation head: 5 layers, grouping after the 2nd and 4th (paper §2.1)."""
 
@@ -57,6 +74,10 @@ class SegHeadConfig:
     depths: tuple[int, ...] = (2, 2, 1)  # blocks before grouping 1, before grouping 2, after
     num_group_tokens: tuple[int, ...] = (32, 8)  # group tokens of the two grouping stages
     projector_hidden: int = 4096  # [guess 7] hidden size of the shared MLP (0 = single linear)
+    # [guess 7] "mlp": Linear-GELU-Linear; "groupvit": GroupViT's ProjectMLP, Linear-BatchNorm-ReLU-
+    # Linear (its 1x1 Conv1d layers), batch statistics over images and tokens
+    projector: Literal["mlp", "groupvit"] = "mlp"
+    norm_eps: float = 1e-5  # LayerNorm eps of every norm in the head (GroupViT: nn.LayerNorm, 1e-5)
     out_dim: int = 768  # must equal the teacher's embedding size (768 for ViT-L/14)
     gumbel: bool = True  # [guess 6] Gumbel noise on the assignment while training
     hard: bool = True  # [guess 6] one-hot (straight-through) assignment
@@ -65,7 +86,7 @@ class SegHeadConfig:
     group_residual: bool = True  # segment = pooled tokens + group token (GroupViT) or pooled only
 
 
-@dataclass
+@dataclass(frozen=True)
 class TeacherConfig:
     """Frozen open_clip teacher (paper §3). Never trained, never checkpointed."""
 
@@ -77,7 +98,7 @@ class TeacherConfig:
     seed: int = 0  # seeds random weights when pretrained == "none", so text and image sides agree
 
 
-@dataclass
+@dataclass(frozen=True)
 class LossConfig:
     """Loss terms and weights (paper §4)."""
 
@@ -93,8 +114,16 @@ class LossConfig:
     grouping_information_weight: float = 0.0
     grouping_balance: Literal["image", "batch"] = "image"  # where segment usage is spread
 
+    def __post_init__(self) -> None:
+        weights = ("reconstruction", "distillation", "matching", "grouping_information")
+        for name in weights:
+            value = getattr(self, f"{name}_weight")
+            check(
+                value >= 0 and math.isfinite(value), f"loss.{name}_weight must be >= 0, got {value}"
+            )
 
-@dataclass
+
+@dataclass(frozen=True)
 class DataConfig:
     """Unlabelled training images: any folder, searched recursively (labels ignored)."""
 
@@ -104,7 +133,7 @@ class DataConfig:
     teacher_cache: str = ""  # folder of cached teacher views ("" = run the teacher online)
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     """AdamW with warm-up and cosine decay (paper §5, MAE conventions [guess 14])."""
 
@@ -118,8 +147,21 @@ class OptimConfig:
     min_lr: float = 0.0
     grad_clip: float = 0.0  # max grad norm (0 = off)
 
+    def __post_init__(self) -> None:
+        check(self.batch_size > 0, f"optim.batch_size must be positive, got {self.batch_size}")
+        check(
+            self.micro_batch_size > 0,
+            f"optim.micro_batch_size must be positive, got {self.micro_batch_size}",
+        )
+        check(self.base_lr > 0, f"optim.base_lr must be positive, got {self.base_lr}")
+        check(self.epochs >= 0, f"optim.epochs must be >= 0, got {self.epochs}")
+        check(
+            0 <= self.warmup_epochs <= max(self.epochs, self.warmup_epochs) and self.min_lr >= 0,
+            "optim.warmup_epochs and optim.min_lr must be >= 0",
+        )
 
-@dataclass
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Run-level settings."""
 
@@ -131,8 +173,17 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 on CUDA, fp32 on CPU
 
+    def __post_init__(self) -> None:
+        check(self.steps >= 0, f"train.steps must be >= 0 (0 = from epochs), got {self.steps}")
+        check(
+            self.checkpoint_every > 0,
+            f"train.checkpoint_every must be positive, got {self.checkpoint_every}",
+        )
+        check(self.log_every > 0, f"train.log_every must be positive, got {self.log_every}")
+        check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0 (0 = keep all)")
 
-@dataclass
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything a training run needs; saved with the run and with each checkpoint."""
 
@@ -147,36 +198,80 @@ class ExperimentConfig:
 
 
 def preset_names() -> list[str]:
-    """Names of the YAML presets shipped with the package."""
+    """Names of the experiment presets shipped with the package (``zeroseg/configs/*.yaml``)."""
     files = resources.files("zeroseg").joinpath("configs").iterdir()
     return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
 
 
-def load_config(preset: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Resolve a config from defaults, a preset (name or YAML path) and ``key=value`` overrides."""
-    data: dict[str, Any] = {}
+def load_config(
+    preset: str | None = None, overrides: Sequence[str] | None = None
+) -> ExperimentConfig:
+    """Resolve an experiment config from defaults, a preset (name or YAML path) and overrides."""
+    return resolve_config(ExperimentConfig, preset, overrides)
+
+
+def resolve_config(
+    cls: type[T],
+    preset: str | Path | None = None,
+    overrides: Sequence[str] | None = None,
+    base: T | None = None,
+) -> T:
+    """The one way into a config: ``base`` (or the defaults) < preset YAML < ``key=value`` overrides.
+
+    Args:
+        cls: the config dataclass.
+        preset: an experiment preset name (``preset_names``) or a YAML file of ``cls``'s fields.
+        overrides: ``key=value`` strings; values are read as YAML (``true``, ``1e-4``, ``[1, 2]``).
+        base: a value of ``cls`` to start from instead of its defaults (e.g. a protocol's settings).
+
+    Raises:
+        ZeroSegError: an unknown key, a value of the wrong type or out of range, a malformed override.
+    """
+    data: dict[str, Any] = to_dict(base) if base is not None else {}
     if preset:
-        data = _read_preset(preset)
+        _merge(data, _read_preset(preset), cls)
     for item in overrides or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ZeroSegError(f"override {item!r} is not of the form key=value")
-        _set_dotted(data, key.strip(), yaml.safe_load(value) if value.strip() else "")
-    return from_dict(data)
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            raise ZeroSegError(f"override {item!r}: the value is not valid YAML") from None
+        _set_dotted(data, key.strip(), parsed)
+    return from_dict(data, cls)
 
 
-def _read_preset(preset: str) -> dict[str, Any]:
+def _read_preset(preset: str | Path) -> dict[str, Any]:
     path = Path(preset)
-    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text = path.read_text()
+    else:
         resource = resources.files("zeroseg").joinpath("configs", f"{preset}.yaml")
         if not resource.is_file():
             names = ", ".join(preset_names())
-            raise ZeroSegError(f"unknown preset {preset!r}: use one of {names} or a YAML path")
-        return yaml.safe_load(resource.read_text()) or {}
+            raise ZeroSegError(f"unknown preset {str(preset)!r}: use one of {names} or a YAML path")
+        text, path = resource.read_text(), Path(str(resource))
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise ZeroSegError(f"cannot parse config {path}: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ZeroSegError(f"config {path} must be a mapping of config keys")
+    return data
+
+
+def _merge(data: dict[str, Any], update: dict[str, Any], cls: type) -> None:
+    """Merge ``update`` into ``data``: sections (nested dataclasses) merge, other values replace."""
+    hints = typing.get_type_hints(cls)
+    for key, value in update.items():
+        hint = hints.get(key)
+        if hint is not None and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            section = data.get(key)
+            data[key] = section = dict(section) if isinstance(section, dict) else {}
+            _merge(section, value, hint)
+        else:
+            data[key] = value
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -190,24 +285,26 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain nested dict (lists for tuples) for YAML/JSON and ``weights_only`` checkpoints."""
+    """Plain nested dict (lists for tuples, strings for paths) for YAML, JSON and checkpoints."""
 
     def plain(value: Any) -> Any:
         if isinstance(value, tuple | list):
             return [plain(v) for v in value]
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, Path):
+            return str(value)
         return value
 
     return plain(dataclasses.asdict(config))
 
 
-def from_dict(data: dict[str, Any], cls: type = ExperimentConfig, prefix: str = "") -> Any:
+def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, prefix: str = "") -> T:
     """Build a dataclass from a nested dict, checking keys and coercing values to field types."""
     if not isinstance(data, dict):
         raise ZeroSegError(f"config section {prefix.rstrip('.') or 'root'} must be a mapping")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ZeroSegError(
@@ -231,6 +328,16 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if value not in args:
             raise ZeroSegError(f"config key {key}: {value!r} is not one of {list(args)}")
         return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            try:
+                return _coerce(value, option, key)
+            except ZeroSegError:
+                continue
+        raise bad
     if origin is tuple:
         if not isinstance(value, list | tuple):
             value = [value]
@@ -244,8 +351,6 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise bad
         return dict(value)
-    if origin in (typing.Union, types.UnionType):
-        return value
     if hint is bool:
         if not isinstance(value, bool):
             raise bad
@@ -259,8 +364,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if hint is str:
-        return "" if value is None else str(value)
+    if hint is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    if hint is str and value is None:
+        return ""
+    if hint is Path and isinstance(value, str | Path):
+        return Path(value)
     raise bad
 
 
@@ -268,8 +377,12 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def save_config(config: ExperimentConfig, path: Path) -> None:
-    """Write the resolved config as YAML, atomically."""
-    from zeroseg.checkpoint import atomic_write_text
+def check(condition: bool, message: str) -> None:
+    """Raise a one-line ``ZeroSegError(message)`` unless ``condition`` (config range checks)."""
+    if not condition:
+        raise ZeroSegError(message)
 
+
+def save_config(config: Any, path: Path) -> None:
+    """Write a resolved config as YAML, atomically."""
     atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

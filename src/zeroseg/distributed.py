@@ -28,6 +28,13 @@ class DistInfo:
         return self.world_size > 1
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size): from the process group when joined, else from torchrun's environment."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def select_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` = this process's CUDA device when available, else CPU."""
     if name == "auto":

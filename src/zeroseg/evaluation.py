@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from zeroseg.checkpoint import atomic_write_text
+from zeroseg.atomic import atomic_write_text
+from zeroseg.distributed import rank_and_world
 from zeroseg.errors import ZeroSegError
 from zeroseg.metrics import ConfusionMatrix
 
@@ -73,8 +73,9 @@ def evaluate(
         if vocabulary.background_words:
             logger.info("background words: %s", "; ".join(vocabulary.background_words))
     pred_dir = _prediction_dir(out_dir, save_predictions)
-    rank, world = _rank_world()
-    matrix = ConfusionMatrix(len(class_names), getattr(dataset, "ignore_index", 255))
+    rank, world = rank_and_world()
+    ignore = getattr(dataset, "ignore_index", 255)
+    matrix = ConfusionMatrix(len(class_names), ignore, getattr(segmenter, "device", None))
     indices = list(range(len(dataset)))[rank::world]
     start = time.perf_counter()
     for index in tqdm(indices, desc="evaluate", disable=not progress or rank != 0):
@@ -108,7 +109,7 @@ def _predict_labels(segmenter, image, label, num_classes: int, name: str) -> tor
         raise ZeroSegError(
             f"prediction for {name} is {tuple(labels.shape)}, label is {tuple(label.shape)}"
         )
-    return labels.cpu()
+    return labels
 
 
 def _prediction_dir(out_dir: Path, save: bool | str | Path | None) -> Path | None:
@@ -117,12 +118,6 @@ def _prediction_dir(out_dir: Path, save: bool | str | Path | None) -> Path | Non
     folder = out_dir / "predictions" if save is True else Path(save)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _results(matrix: ConfusionMatrix, class_names: list[str], num_images: int, settings) -> dict:

@@ -19,40 +19,66 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zeroseg.config import check
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.grouping import compose_assignments
 from zeroseg.models.seg_head import SegHeadOutput
 from zeroseg.models.zeroseg import ZeroSeg
+from zeroseg.resize import cv2_bilinear, keep_ratio_size
 from zeroseg.teacher import CLIPTeacher, build_teacher
 from zeroseg.text_queries import TextQueries
 
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """How an image is segmented; every step that changes mIoU is a field here."""
+    """How an image is segmented; every step that changes mIoU is a field here.
 
-    short_side: int | None = 448  # resize so the short side is this (None = keep the size)
+    Sizes left at ``None`` come from the model (``with_model_defaults``), so the command line and
+    the Python API give the same labels: the short side and the window default to the model's
+    input size, the stride to half the window. Benchmark protocols are named values of this class
+    (``zeroseg.protocols``).
+    """
+
+    short_side: int | None = None  # resize the short side to this (None: model's size; 0: keep)
     max_long_side: int = 2048  # cap for the long side after the short-side resize
-    mode: str = "slide"  # "whole" or "slide"
-    window: int = 448  # sliding-window size (pixels)
-    stride: int = 224  # sliding-window stride (pixels)
+    resize: Literal["antialias", "mmcv"] = "antialias"  # "mmcv": mmseg's cv2 bilinear on 8-bit
+    mode: Literal["whole", "slide"] = "whole"  # one forward, or mmseg's sliding window
+    window: int | None = None  # sliding-window size in pixels (None: the model's input size)
+    stride: int | None = None  # sliding-window stride in pixels (None: half the window)
     logit_scale: float = 100.0  # CLIP's temperature (thresholds below assume it)
     bg_threshold: float = 0.95  # GroupViT background threshold (VOC 0.95, Context 0.05, COCO 0.35)
     top_k_classes: int = 0  # GroupViT's image-level top-k class restriction (0 = off)
     templates: str = "imagenet80"  # prompt template set: imagenet80, subset7, simple1
 
     def __post_init__(self) -> None:
-        if self.mode not in ("whole", "slide"):
-            raise ZeroSegError(f"inference mode must be 'whole' or 'slide', got {self.mode!r}")
-        if self.mode == "slide" and not 0 < self.stride <= self.window:
-            raise ZeroSegError(
-                f"sliding window needs 0 < stride <= window, got {self.stride}/{self.window}"
+        positive = {"max_long_side": self.max_long_side, "logit_scale": self.logit_scale}
+        for name, value in positive.items():
+            check(value > 0, f"inference {name} must be positive, got {value}")
+        for name in ("short_side", "window", "stride"):
+            value = getattr(self, name)
+            least = 0 if name == "short_side" else 1
+            check(value is None or value >= least, f"inference {name} must be >= {least}")
+        check(self.top_k_classes >= 0, "inference top_k_classes must be >= 0 (0 = off)")
+        check(0 <= self.bg_threshold <= 1, "inference bg_threshold must be in [0, 1]")
+        if self.window is not None and self.stride is not None:
+            check(
+                self.stride <= self.window,
+                f"sliding window needs stride <= window, got {self.stride}/{self.window}",
             )
+
+    def with_model_defaults(self, input_size: int) -> InferenceConfig:
+        """Fill the sizes left at ``None`` from a model's square input size (pixels)."""
+        short = input_size if self.short_side is None else self.short_side
+        window = self.window or (short or input_size)
+        return replace(
+            self, short_side=short, window=window, stride=self.stride or window // 2 or 1
+        )
 
 
 @dataclass
@@ -75,17 +101,21 @@ class SegmentationResult:
 
 
 def resize_short_side(image: Tensor, config: InferenceConfig) -> Tensor:
-    """(1, 3, H, W) -> short side ``config.short_side``, long side capped at ``max_long_side``.
+    """(1, 3, H, W) [0,1] -> short side ``config.short_side``, long side capped at ``max_long_side``.
 
-    mmseg's keep-ratio resize; the image is returned unchanged when ``short_side`` is None.
+    The target size follows mmcv's keep-ratio rounding (``resize.keep_ratio_size``); 0 keeps the
+    size. ``resize="antialias"``: bilinear with an antialiasing filter when shrinking (PIL-like).
+    ``resize="mmcv"``: what mmseg's test pipeline does to an 8-bit image (cv2's bilinear, bit for
+    bit, ``resize.cv2_bilinear``).
     """
-    if config.short_side is None:
+    height, width = image.shape[-2:]
+    if not config.short_side:
         return image
-    h, w = image.shape[-2:]
-    scale = min(config.short_side / min(h, w), config.max_long_side / max(h, w))
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    if size == (h, w):
+    size = keep_ratio_size(height, width, config.short_side, config.max_long_side)
+    if size == (height, width):
         return image
+    if config.resize == "mmcv":
+        return cv2_bilinear(image * 255, size) / 255
     resized = F.interpolate(image, size, mode="bilinear", align_corners=False, antialias=True)
     return resized.clamp(0, 1)
 
@@ -109,12 +139,19 @@ class WindowSegmenter:
 
     Args:
         teacher: the CLIP teacher whose text encoder embeds the class names.
-        config: inference settings.
+        config: inference settings; sizes left at ``None`` come from ``input_size``.
+        input_size: the model's square input size (the teacher's when None).
     """
 
-    def __init__(self, teacher: CLIPTeacher, config: InferenceConfig | None = None) -> None:
+    def __init__(
+        self,
+        teacher: CLIPTeacher,
+        config: InferenceConfig | None = None,
+        input_size: int | None = None,
+    ) -> None:
         self.teacher = teacher.eval()
-        self.config = config or InferenceConfig()
+        self.input_size = input_size or teacher.image_size
+        self.config = (config or InferenceConfig()).with_model_defaults(self.input_size)
         self.vocabulary: TextQueries | None = None
         self._text_cache: dict = {}
 
@@ -125,7 +162,7 @@ class WindowSegmenter:
     def with_config(self, **changes):
         """A copy sharing models, vocabulary and text cache, with some settings changed."""
         other = copy.copy(self)
-        other.config = replace(self.config, **changes)
+        other.config = replace(self.config, **changes).with_model_defaults(self.input_size)
         return other
 
     def set_vocabulary(
@@ -197,7 +234,7 @@ class Segmenter(WindowSegmenter):
     """
 
     def __init__(self, model: ZeroSeg, teacher: CLIPTeacher, config: InferenceConfig | None = None):
-        super().__init__(teacher, config)
+        super().__init__(teacher, config, input_size=model.input_size)
         self.model = model.eval()
 
     @classmethod
@@ -207,7 +244,10 @@ class Segmenter(WindowSegmenter):
         config: InferenceConfig | None = None,
         device: str | torch.device | None = None,
     ) -> Segmenter:
-        """Build from a checkpoint file or run directory; the teacher is rebuilt from its config."""
+        """Build from a checkpoint file or run directory; the teacher is rebuilt from its config.
+
+        ``config`` sizes left at ``None`` come from the student's input size (``InferenceConfig``).
+        """
         from zeroseg.checkpoint import load_student
 
         model, exp, ckpt_path = load_student(path)
@@ -255,18 +295,10 @@ class Segmenter(WindowSegmenter):
         segments = out.segment_embeddings[0]  # (S, D)
         probs = vocab.probabilities(segments, cfg.logit_scale)
         if cfg.top_k_classes > 0:
-            probs = probs * self._top_k_restricted(segments, out.global_embedding[0])
+            logits = vocab.logits(segments, cfg.logit_scale)
+            image_logits = vocab.logits(out.global_embedding[0], cfg.logit_scale)
+            probs = probs * vocab.top_k_restricted(logits, image_logits, cfg.top_k_classes)
         return probs, probs[:, : vocab.num_classes].max()
-
-    def _top_k_restricted(self, segments: Tensor, global_embedding: Tensor) -> Tensor:
-        """GroupViT: keep the image's top-k classes (by z), re-softmax over them -> (S, K')."""
-        vocab, cfg = self.vocabulary, self.config
-        image_scores = vocab.class_max(vocab.logits(global_embedding, cfg.logit_scale))
-        k = min(cfg.top_k_classes, vocab.num_classes)
-        keep_classes = image_scores[: vocab.num_classes].topk(k).indices
-        keep = torch.isin(vocab.query_class, keep_classes) | (vocab.query_class < 0)
-        logits = vocab.logits(segments, cfg.logit_scale).masked_fill(~keep, float("-inf"))
-        return vocab.class_max(logits.softmax(-1))
 
 
 def pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:

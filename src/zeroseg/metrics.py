@@ -29,14 +29,18 @@ class ConfusionMatrix:
     Args:
         num_classes: K.
         ignore_index: label value that is not scored.
+        device: where the matrix starts; it follows the device of the predictions given to
+            ``update`` (so an all-reduce runs where the predictions are).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+    def __init__(
+        self, num_classes: int, ignore_index: int = 255, device: torch.device | str | None = None
+    ) -> None:
         if num_classes < 1:
             raise ZeroSegError(f"need at least one class, got {num_classes}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
     def update(self, pred: Tensor, label: Tensor) -> None:
         """Add one image (or a batch) of predictions.
@@ -63,14 +67,13 @@ class ConfusionMatrix:
         self.matrix = self.matrix.to(counts.device) + counts
 
     def all_reduce(self) -> None:
-        """Sum the matrix over processes (no-op unless torch.distributed is initialised)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        matrix = self.matrix
-        if dist.get_backend() == "nccl" and matrix.device.type != "cuda":
-            matrix = matrix.cuda()
-        dist.all_reduce(matrix)
-        self.matrix = matrix.to(self.matrix.device)
+        """Sum the matrix over processes (no-op unless torch.distributed is initialised).
+
+        The matrix lives on the device of the predictions it was given, so with NCCL the
+        predictions (and so the matrix) must be on the process's CUDA device.
+        """
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.matrix)
 
     def reset(self) -> None:
         self.matrix = torch.zeros_like(self.matrix)

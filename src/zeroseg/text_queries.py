@@ -108,6 +108,19 @@ class TextQueries:
         """(..., D) embeddings -> (..., K') class probabilities (softmax over queries, class max)."""
         return self.class_max(self.logits(embeddings, logit_scale).softmax(-1))
 
+    def top_k_restricted(self, logits: Tensor, image_logits: Tensor, k: int) -> Tensor:
+        """GroupViT's image-level restriction: (..., Q) logits -> (..., K') probabilities.
+
+        The image's top-k classes are chosen by ``image_logits`` (Q,), the scores of the whole
+        image's embedding; the other classes' queries are masked out and the softmax is taken over
+        the rest (background words always stay). GroupViT multiplies this by the unrestricted
+        probabilities (``probabilities``); the callers do.
+        """
+        image_scores = self.class_max(image_logits)[: self.num_classes]
+        keep_classes = image_scores.topk(min(k, self.num_classes)).indices
+        keep = torch.isin(self.query_class, keep_classes) | (self.query_class < 0)
+        return self.class_max(logits.masked_fill(~keep, float("-inf")).softmax(-1))
+
     def with_background(self, pixel_scores: Tensor, threshold: float, best: float) -> Tensor:
         """(K', H, W) pixel class scores -> (C, H, W) with the background channel first if used.
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from zeroseg import checkpoint as ckpt
+from zeroseg.atomic import atomic_write_text
 from zeroseg.config import ExperimentConfig, save_config, to_dict
 from zeroseg.data.images import ImageFolder
 from zeroseg.data.teacher_cache import cached_dataset
@@ -112,7 +113,7 @@ def _write_env(run_dir: Path, info: DistInfo, device: torch.device) -> None:
         f"world_size {info.world_size}",
         f"machine {platform.machine()} {platform.node()}",
     ]
-    ckpt.atomic_write_text(run_dir / "env.txt", "\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "env.txt", "\n".join(lines) + "\n")
 
 
 def train(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from zeroseg.checkpoint import atomic_write_bytes, atomic_write_text
+from zeroseg.atomic import atomic_write_bytes, atomic_write_text
 
 
 def palette(num_colors: int = 256) -> np.ndarray:
@@ -34,9 +35,8 @@ def label_image(labels: Tensor | np.ndarray) -> Image.Image:
     return img
 
 
-def _png_bytes(img: Image.Image) -> bytes:
-    import io
-
+def png_bytes(img: Image.Image) -> bytes:
+    """Encode a PIL image as PNG bytes (for ``atomic_write_bytes``)."""
     buffer = io.BytesIO()
     img.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -44,7 +44,7 @@ def _png_bytes(img: Image.Image) -> bytes:
 
 def save_label_png(labels: Tensor | np.ndarray, path: Path) -> None:
     """Write class indices as a palette PNG, atomically."""
-    atomic_write_bytes(path, _png_bytes(label_image(labels)))
+    atomic_write_bytes(path, png_bytes(label_image(labels)))
 
 
 def overlay(
@@ -78,7 +78,7 @@ def write_outputs(
     array = labels.cpu().numpy().astype(np.int64)
     save_label_png(array, out_dir / f"{stem}.png")
     atomic_write_bytes(
-        out_dir / f"{stem}_overlay.png", _png_bytes(overlay(image, array, class_names))
+        out_dir / f"{stem}_overlay.png", png_bytes(overlay(image, array, class_names))
     )
     total = array.size
     found = {

@@ -55,21 +55,12 @@ class DenseCLIPSegmenter(WindowSegmenter):
         )[0, :, :h, :w].permute(1, 2, 0)  # (h, w, Q)
         probs = vocab.class_max(logits.softmax(-1))  # (h, w, K')
         if cfg.top_k_classes > 0:
-            probs = probs * self._top_k_restricted(window, logits)
+            image_embedding = self.teacher.encode_images(window)[0]
+            image_logits = vocab.logits(image_embedding, cfg.logit_scale)
+            probs = probs * vocab.top_k_restricted(logits, image_logits, cfg.top_k_classes)
         probs = probs.permute(2, 0, 1)
         best = float(probs[: vocab.num_classes].max())
         return vocab.with_background(probs, cfg.bg_threshold, best)
-
-    def _top_k_restricted(self, window: Tensor, logits: Tensor) -> Tensor:
-        """GroupViT's image-level restriction: keep the window's top-k classes (by CLIP's image
-        embedding), re-softmax over them -> (h, w, K')."""
-        vocab, cfg = self.vocabulary, self.config
-        image_embedding = self.teacher.encode_images(window)[0]
-        image_scores = vocab.class_max(vocab.logits(image_embedding, cfg.logit_scale))
-        k = min(cfg.top_k_classes, vocab.num_classes)
-        keep_classes = image_scores[: vocab.num_classes].topk(k).indices
-        keep = torch.isin(vocab.query_class, keep_classes) | (vocab.query_class < 0)
-        return vocab.class_max(logits.masked_fill(~keep, float("-inf")).softmax(-1))
 
     @torch.no_grad()
     def dense_features(self, window: Tensor) -> Tensor:

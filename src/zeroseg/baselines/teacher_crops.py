@@ -30,7 +30,7 @@ class _CropSegmenter(WindowSegmenter):
         bg_threshold: float = 0.95,
     ) -> None:
         config = InferenceConfig(
-            short_side=None, mode="whole", logit_scale=logit_scale, bg_threshold=bg_threshold,
+            short_side=0, mode="whole", logit_scale=logit_scale, bg_threshold=bg_threshold,
             templates=templates,
         )  # fmt: skip
         super().__init__(teacher, config)

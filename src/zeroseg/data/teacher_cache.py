@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from zeroseg.checkpoint import atomic_write_text
+from zeroseg.atomic import atomic_write_text
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder
 from zeroseg.distributed import DistInfo, barrier

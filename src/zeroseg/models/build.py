@@ -83,10 +83,13 @@ def build_zeroseg(
         gumbel_tau=seg_head.gumbel_tau,
         cross_attention=seg_head.cross_attention,
         residual=seg_head.group_residual,
+        projector=seg_head.projector,
+        norm_eps=seg_head.norm_eps,
     )
     dec = None
     if decoder is not None:
         dec = ReconstructionDecoder(
-            encoder.width, decoder.width, decoder.depth, decoder.heads, encoder.patch_size
-        )
+            encoder.width, decoder.width, decoder.depth, decoder.heads, encoder.patch_size,
+            norm_eps=decoder.norm_eps,
+        )  # fmt: skip
     return ZeroSeg(enc, head, dec)

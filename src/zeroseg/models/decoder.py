@@ -6,6 +6,8 @@ P = patch_size**2 * 3 pixel values per patch.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
@@ -47,15 +49,17 @@ class ReconstructionDecoder(nn.Module):
         heads: int,
         patch_size: int,
         mlp_ratio: float = 4.0,
+        norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.embed = nn.Linear(in_dim, width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        norm = partial(nn.LayerNorm, eps=norm_eps)  # MAE: eps 1e-6 in the blocks and at the end
         self.blocks = nn.Sequential(
-            *[Block(width, heads, mlp_ratio, qkv_bias=True) for _ in range(depth)]
+            *[Block(width, heads, mlp_ratio, qkv_bias=True, norm_layer=norm) for _ in range(depth)]
         )
-        self.norm = nn.LayerNorm(width)
+        self.norm = norm(width)
         self.pred = nn.Linear(width, patch_size * patch_size * 3)
         nn.init.normal_(self.mask_token, std=0.02)
 

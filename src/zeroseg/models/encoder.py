@@ -72,6 +72,7 @@ class MaskedViTEncoder(nn.Module):
             raise ValueError("MaskedViTEncoder needs a timm ViT with one class token and pos_embed")
         self.vit = vit
         self.patch_size = vit.patch_embed.patch_size[0]
+        self.input_size = int(vit.patch_embed.img_size[0])  # training resolution (square)
         self.width = vit.embed_dim
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)

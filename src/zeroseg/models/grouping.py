@@ -6,7 +6,8 @@ grouping block, S output segments, C width.
 Assignment (GroupViT ``AssignAttention``): logits A = (W_q g)(W_k x)^T / sqrt(C) of shape (B, S, N);
 a softmax over the *group* axis makes every input token distribute its mass over the groups.
 While training the assignment is Gumbel-softmax (tau = 1), hard, with the straight-through estimator
-(one-hot forward, soft gradient); at eval it is the hard argmax without noise. The soft map (plain
+(one-hot forward, soft gradient); at eval there is no noise, and the assignment is the hard argmax
+when ``hard`` and the plain softmax otherwise (GroupViT's ``AssignAttention.get_attn``). The soft map (plain
 softmax, no noise) is always returned as well: inference composes the soft maps of the stages.
 """
 
@@ -65,12 +66,14 @@ class MixerMlp(nn.Module):
 class CrossAttnBlock(nn.Module):
     """Post-norm cross-attention block: queries attend to keys, then an MLP, then LayerNorm."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: float = 4.0, norm_eps: float = 1e-5
+    ) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm_mlp = nn.LayerNorm(dim)
+        self.norm_mlp = nn.LayerNorm(dim, norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), dim)
-        self.norm_post = nn.LayerNorm(dim)
+        self.norm_post = nn.LayerNorm(dim, norm_eps)
 
     def forward(self, queries: Tensor, keys: Tensor) -> Tensor:
         """(B, S, C) queries over (B, N, C) keys -> (B, S, C)."""
@@ -100,9 +103,7 @@ class AssignAttention(nn.Module):
         """
         logits = self.q_proj(groups) @ self.k_proj(tokens).transpose(1, 2) * self.scale  # (B,S,N)
         gumbel = self.gumbel and self.training
-        attn, soft = assign(
-            logits, dim=1, hard=self.hard or not self.training, gumbel=gumbel, tau=self.tau
-        )
+        attn, soft = assign(logits, dim=1, hard=self.hard, gumbel=gumbel, tau=self.tau)
         pooled = attn / (
             attn.sum(dim=-1, keepdim=True) + self.assign_eps
         )  # mean with +1 (GroupViT)
@@ -123,6 +124,7 @@ class GroupingBlock(nn.Module):
         residual: add the (refined) group token to its pooled tokens (GroupViT). Without it a
             segment's content comes only from the tokens assigned to it, so a segment that owns
             no tokens carries no image content.
+        norm_eps: eps of the block's LayerNorms (GroupViT: 1e-5).
     """
 
     def __init__(
@@ -136,16 +138,17 @@ class GroupingBlock(nn.Module):
         tau: float = 1.0,
         cross_attention: bool = True,
         residual: bool = True,
+        norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         self.residual = residual
-        self.norm_tokens = nn.LayerNorm(dim)
-        self.norm_x = nn.LayerNorm(dim)
+        self.norm_tokens = nn.LayerNorm(dim, norm_eps)
+        self.norm_x = nn.LayerNorm(dim, norm_eps)
         self.mix = MixerMlp(num_group_tokens, dim // 2, num_output_groups)
-        self.norm_post_mix = nn.LayerNorm(dim)
-        self.pre_assign = CrossAttnBlock(dim, heads) if cross_attention else None
+        self.norm_post_mix = nn.LayerNorm(dim, norm_eps)
+        self.pre_assign = CrossAttnBlock(dim, heads, norm_eps=norm_eps) if cross_attention else None
         self.assign = AssignAttention(dim, hard, gumbel, tau)
-        self.norm_new = nn.LayerNorm(dim)
+        self.norm_new = nn.LayerNorm(dim, norm_eps)
         self.mlp = Mlp(dim, 4 * dim, dim)
 
     def forward(self, tokens: Tensor, group_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:

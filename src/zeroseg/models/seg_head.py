@@ -15,6 +15,7 @@ D_out teacher embedding size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from timm.models.vision_transformer import Block
@@ -30,7 +31,7 @@ class SegHeadOutput:
     Attributes:
         segment_embeddings: (B, S, D_out) projected segment tokens g_i (not normalised).
         global_embedding: (B, D_out) projected pooled embedding z (not normalised).
-        assignments: per stage, (B, N_k, S_k) assignment as used (one-hot in training and eval).
+        assignments: per stage, (B, N_k, S_k) assignment as used (one-hot when ``hard``).
         soft_assignments: per stage, (B, N_k, S_k) noise-free softmax over groups (rows sum to 1).
     """
 
@@ -41,20 +42,47 @@ class SegHeadOutput:
 
 
 class Projector(nn.Module):
-    """The shared MLP that maps head tokens into the teacher's embedding space."""
+    """The shared MLP that maps head tokens into the teacher's embedding space.
 
-    def __init__(self, dim: int, hidden: int, out_dim: int) -> None:
+    Args:
+        dim: head width C.
+        hidden: hidden width (0 = a single linear layer).
+        out_dim: teacher embedding size D_out.
+        kind: ``"mlp"`` (Linear-GELU-Linear) or ``"groupvit"`` (GroupViT's ``ProjectMLP``:
+            Linear-BatchNorm-ReLU-Linear, its 1x1 Conv1d layers, BatchNorm statistics over all
+            images and tokens of the call).
+    """
+
+    def __init__(self, dim: int, hidden: int, out_dim: int, kind: str = "mlp") -> None:
         super().__init__()
-        if hidden > 0:
-            self.net: nn.Module = nn.Sequential(
-                nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim)
-            )
+        if hidden <= 0:
+            self.net: nn.Module = nn.Linear(dim, out_dim)
+        elif kind == "groupvit":
+            self.net = _TokenBatchNormMlp(dim, hidden, out_dim)
+        elif kind == "mlp":
+            self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
         else:
-            self.net = nn.Linear(dim, out_dim)
+            raise ValueError(f"unknown projector kind {kind!r} (mlp or groupvit)")
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., C) -> (..., D_out)."""
         return self.net(x)
+
+
+class _TokenBatchNormMlp(nn.Module):
+    """Linear -> BatchNorm1d -> ReLU -> Linear over the last axis, BatchNorm over all leading axes."""
+
+    def __init__(self, dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(dim, hidden)
+        self.norm = nn.BatchNorm1d(hidden)
+        self.out = nn.Linear(hidden, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., C) -> (..., D_out)."""
+        lead = x.shape[:-1]
+        h = self.norm(self.hidden(x.reshape(-1, x.shape[-1])))
+        return self.out(torch.relu(h)).reshape(*lead, -1)
 
 
 class SegmentationHead(nn.Module):
@@ -71,6 +99,8 @@ class SegmentationHead(nn.Module):
         projector_hidden: hidden width of the shared projector MLP (0 = linear).
         hard, gumbel, gumbel_tau: assignment options (``grouping.assign``).
         cross_attention, residual: ``GroupingBlock`` options.
+        projector: ``Projector`` kind.
+        norm_eps: eps of every LayerNorm in the head (GroupViT uses PyTorch's 1e-5).
     """
 
     def __init__(
@@ -87,6 +117,8 @@ class SegmentationHead(nn.Module):
         gumbel_tau: float = 1.0,
         cross_attention: bool = True,
         residual: bool = True,
+        projector: str = "mlp",
+        norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if len(depths) != len(num_group_tokens) + 1:
@@ -104,17 +136,26 @@ class SegmentationHead(nn.Module):
             if k > 0:
                 prev = num_group_tokens[k - 1]
                 self.group_projectors.append(
-                    nn.Sequential(nn.LayerNorm(width), MixerMlp(prev, width // 2, num))
+                    nn.Sequential(nn.LayerNorm(width, norm_eps), MixerMlp(prev, width // 2, num))
                 )
-            self.stages.append(_blocks(width, heads, depths[k]))
+            self.stages.append(_blocks(width, heads, depths[k], norm_eps))
             self.groupings.append(
                 GroupingBlock(
-                    width, heads, num, num, hard, gumbel, gumbel_tau, cross_attention, residual
-                )
+                    width,
+                    heads,
+                    num,
+                    num,
+                    hard,
+                    gumbel,
+                    gumbel_tau,
+                    cross_attention,
+                    residual,
+                    norm_eps,
+                )  # fmt: skip
             )
-        self.final_blocks = _blocks(width, heads, depths[-1])
-        self.norm = nn.LayerNorm(width)
-        self.projector = Projector(width, projector_hidden, out_dim)
+        self.final_blocks = _blocks(width, heads, depths[-1], norm_eps)
+        self.norm = nn.LayerNorm(width, norm_eps)
+        self.projector = Projector(width, projector_hidden, out_dim, projector)
 
     @property
     def num_segments(self) -> int:
@@ -146,5 +187,10 @@ class SegmentationHead(nn.Module):
         )
 
 
-def _blocks(width: int, heads: int, depth: int) -> nn.Sequential:
-    return nn.Sequential(*[Block(width, heads, mlp_ratio=4.0, qkv_bias=True) for _ in range(depth)])
+def _blocks(width: int, heads: int, depth: int, norm_eps: float) -> nn.Sequential:
+    """Pre-norm ViT blocks (timm) with LayerNorm eps ``norm_eps`` (timm's own default is 1e-6)."""
+    norm = partial(nn.LayerNorm, eps=norm_eps)
+    blocks = [
+        Block(width, heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm) for _ in range(depth)
+    ]
+    return nn.Sequential(*blocks)

@@ -52,6 +52,11 @@ class ZeroSeg(nn.Module):
         self.seg_head = seg_head
         self.decoder = decoder
 
+    @property
+    def input_size(self) -> int:
+        """The square input size the student was trained at (inference defaults derive from it)."""
+        return self.encoder.input_size
+
     def forward(self, images: Tensor, mask_ratio: float = 0.0) -> ZeroSegOutput:
         """Training forward on (B, 3, H, W) [0,1] images; the head sees visible tokens only."""
         encoded = self.encoder(images, mask_ratio)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from open_clip.loss import ClipLoss
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from zeroseg.atomic import atomic_torch_save, atomic_write_text
+from zeroseg.config import check
 from zeroseg.errors import ZeroSegError
 from zeroseg.synthetic.scenes import (
     OBJECT_CLASSES,
@@ -45,7 +46,7 @@ _MEAN = torch.tensor(open_clip.constants.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
 _STD = torch.tensor(open_clip.constants.OPENAI_DATASET_STD).view(1, 3, 1, 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CaptionCLIPConfig:
     """Sizes and schedule of the caption-trained teacher.
 
@@ -77,6 +78,15 @@ class CaptionCLIPConfig:
     eval_images: int = 400  # single-object scenes for the zero-shot check
     eval_seed: int = 1234
     eval_every: int = 0  # log zero-shot accuracy every this many steps (0: only at the end)
+
+    def __post_init__(self) -> None:
+        low, high = self.zoom_range
+        check(
+            0 <= self.zoom_probability <= 1 and 0 < low <= high <= 1,
+            "caption CLIP close-ups (zoom_probability, --teacher-close-ups) need a share in "
+            f"[0, 1] and 0 < zoom_range[0] <= zoom_range[1] <= 1, got {self.zoom_probability} "
+            f"and {self.zoom_range}",
+        )
 
 
 def model_config(config: CaptionCLIPConfig) -> dict[str, Any]:
@@ -170,12 +180,6 @@ def train_caption_clip(
     """
     if config.steps < 1 or config.batch_size < 2 or config.bank_size < config.batch_size:
         raise ZeroSegError("caption CLIP needs steps >= 1 and 2 <= batch_size <= bank_size")
-    low, high = config.zoom_range
-    if not (0 <= config.zoom_probability <= 1 and 0 < low <= high <= 1):
-        raise ZeroSegError(
-            f"caption CLIP close-ups need zoom_probability in [0, 1] and 0 < zoom_range[0] <= "
-            f"zoom_range[1] <= 1, got {config.zoom_probability} and {config.zoom_range}"
-        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -232,9 +236,7 @@ def train_caption_clip(
 def _save(model: nn.Module, config, out_dir: Path, accuracy: dict, seconds: float) -> Path:
     weights, info = out_dir / "teacher.pt", out_dir / "teacher.json"
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    tmp = weights.with_name(f".{weights.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, weights)
+    atomic_torch_save(state, weights)
     meta = dict(
         model_config=model_config(config),
         context_length=config.context_length,
@@ -244,9 +246,7 @@ def _save(model: nn.Module, config, out_dir: Path, accuracy: dict, seconds: floa
         world_version=WORLD_VERSION,
         train_seconds=round(seconds, 1),
     )
-    tmp = info.with_name(f".{info.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, info)
+    atomic_write_text(info, json.dumps(meta, indent=2) + "\n")
     return weights
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
+from zeroseg.atomic import atomic_write_text
 from zeroseg.baselines.teacher_crops import GridCropSegmenter, SlidingCropSegmenter
-from zeroseg.checkpoint import atomic_write_text
-from zeroseg.config import ExperimentConfig, load_config
+from zeroseg.config import ExperimentConfig, check, load_config
 from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.inference import InferenceConfig, Segmenter
 from zeroseg.synthetic import writers
@@ -43,9 +43,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "zeroseg"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo world and run; the defaults fit in about 10 minutes on 2 CPU cores."""
+    """Sizes of the demo world and run; the defaults fit in about 10 minutes on 2 CPU cores.
+
+    Resolved like every config (``zeroseg.config.resolve_config``); ``zeroseg demo``'s flags are
+    overrides of these fields, its ``key=value`` arguments ``student_overrides``.
+    """
 
     out_dir: Path = Path("zeroseg-demo")
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -55,8 +59,12 @@ class DemoConfig:
     image_size: int = 64
     steps: int = 400  # student optimiser steps
     preset: str = "synthetic"
-    overrides: list[str] = field(default_factory=list)  # student config overrides (key=value)
+    student_overrides: tuple[str, ...] = ()  # student experiment config overrides (key=value)
     teacher: CaptionCLIPConfig = field(default_factory=CaptionCLIPConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("train_images", "val_images", "image_size", "steps"):
+            check(getattr(self, name) > 0, f"demo {name} must be positive")
 
 
 def teacher_cache(cfg: DemoConfig) -> Path:
@@ -97,7 +105,7 @@ def student_config(cfg: DemoConfig, train_dir: Path, teacher_path: Path) -> Expe
         f"train.steps={cfg.steps}",
         f"train.seed={cfg.seed}",
     ]
-    return load_config(cfg.preset, teacher + run + list(cfg.overrides))
+    return load_config(cfg.preset, teacher + run + list(cfg.student_overrides))
 
 
 def teacher_baselines(teacher, image_size: int) -> dict:
@@ -115,7 +123,7 @@ def teacher_baselines(teacher, image_size: int) -> dict:
 
 def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dict:
     """The student and the teacher-only baselines, each with the world's vocabulary set."""
-    inference = InferenceConfig(short_side=None, mode="whole", templates="simple1")
+    inference = InferenceConfig(short_side=0, mode="whole", templates="simple1")
     student = Segmenter.from_checkpoint(run_dir, inference, device="cpu")
     methods = {"zeroseg": student, **teacher_baselines(student.teacher, image_size)}
     for method in methods.values():

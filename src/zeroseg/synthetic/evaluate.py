@@ -17,12 +17,12 @@ from zeroseg.diagnostics import GroupingStats, oracle_labels
 from zeroseg.metrics import ConfusionMatrix
 
 
-def _fractions(summary: dict) -> dict:
-    """mIoU, pixel accuracy and per-class IoU as fractions in [0, 1]."""
+def _scores(summary: dict) -> dict:
+    """mIoU, pixel accuracy and per-class IoU in percent (the unit of ``metrics``), 2 decimals."""
     return {
-        "miou": round(summary["miou"] / 100, 4),
-        "pixel_accuracy": round(summary["aacc"] / 100, 4),
-        "per_class_iou": {k: round(v / 100, 4) for k, v in summary["per_class"].items()},
+        "miou": round(summary["miou"], 2),
+        "pixel_accuracy": round(summary["aacc"], 2),
+        "per_class_iou": {k: round(v, 2) for k, v in summary["per_class"].items()},
     }
 
 
@@ -37,7 +37,7 @@ def evaluate_methods(
         class_names: names aligned with the label indices.
 
     Returns:
-        metrics: name -> {miou, pixel_accuracy, per_class_iou} (+ grouping diagnostics for methods
+        metrics: name -> {miou, pixel_accuracy, per_class_iou} in percent (+ grouping diagnostics for methods
         whose results carry segment ids, under ``<name>_oracle`` and inside their own entry);
         predictions: name -> list of (H, W) label maps for the first 8 images (for the report).
     """
@@ -58,9 +58,9 @@ def evaluate_methods(
                 oracle.setdefault(name, ConfusionMatrix(num_classes))
                 oracle[name].update(oracle_labels(segments, label), label)
                 grouping.setdefault(name, GroupingStats()).update(segments, label)
-    metrics = {name: _fractions(m.summary(list(class_names))) for name, m in matrices.items()}
+    metrics = {name: _scores(m.summary(list(class_names))) for name, m in matrices.items()}
     for name, matrix in oracle.items():
-        metrics[name]["oracle_miou"] = _fractions(matrix.summary(list(class_names)))["miou"]
+        metrics[name]["oracle_miou"] = _scores(matrix.summary(list(class_names)))["miou"]
         metrics[name].update(grouping[name].summary())
     return metrics, kept
 

@@ -6,14 +6,13 @@ baseline's segmentation, and the student's segment-token map (one colour per seg
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from zeroseg.checkpoint import atomic_write_bytes, atomic_write_text
-from zeroseg.visualize import palette
+from zeroseg.atomic import atomic_write_bytes, atomic_write_text
+from zeroseg.visualize import palette, png_bytes
 
 PANEL_SCALE = 3
 COLUMNS = ("scene", "ground truth", "zeroseg", "best baseline", "segment tokens")
@@ -54,12 +53,6 @@ def legend(class_names: list[str]) -> Image.Image:
     return img
 
 
-def _png(img: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def write_report(out_dir: Path, dataset, metrics: dict, predictions: dict, best: str) -> Path:
     """Write ``report.md`` plus ``report/*.png`` into ``out_dir``; returns the page's path."""
     pictures = out_dir / "report"
@@ -81,18 +74,18 @@ def write_report(out_dir: Path, dataset, metrics: dict, predictions: dict, best:
             m.get("segment_purity", ""),
         ]
         lines.append(
-            f"| {name} | {m['miou']:.3f} | {m['pixel_accuracy']:.3f} | "
+            f"| {name} | {m['miou']:.2f} | {m['pixel_accuracy']:.2f} | "
             + " | ".join(map(str, extra))
             + " |"
         )
     zero_shot = metrics.get("teacher_zero_shot", {})
     lines += ["", f"Teacher zero-shot accuracy on single-object scenes: {zero_shot}", ""]
-    atomic_write_bytes(pictures / "legend.png", _png(legend(list(dataset.class_names))))
+    atomic_write_bytes(pictures / "legend.png", png_bytes(legend(list(dataset.class_names))))
     lines += ["Columns: " + ", ".join(COLUMNS) + ".", "", "![legend](report/legend.png)", ""]
     for index, (student, baseline) in enumerate(zip(predictions["zeroseg"], predictions[best])):
         image, label, name = dataset[index]
         strip = scene_strip(image, label, student, baseline)
-        atomic_write_bytes(pictures / f"scene_{index}.png", _png(strip))
+        atomic_write_bytes(pictures / f"scene_{index}.png", png_bytes(strip))
         lines.append(f"![{name}](report/scene_{index}.png)")
     page = out_dir / "report.md"
     atomic_write_text(page, "\n".join(lines) + "\n")

@@ -8,37 +8,17 @@ are written last and atomically, so an interrupted write is never mistaken for a
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from zeroseg.atomic import atomic_write_text
 from zeroseg.errors import ZeroSegError
 from zeroseg.synthetic.scenes import CLASS_NAMES, generate_scene
+from zeroseg.visualize import palette
 
 logger = logging.getLogger(__name__)
-
-
-def voc_palette(num: int = 256) -> list[int]:
-    """The PASCAL VOC colour map (bit-interleaved index colours), flattened R, G, B per index."""
-    palette = []
-    for index in range(num):
-        r = g = b = 0
-        c = index
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _save_image(array: np.ndarray, path: Path) -> None:
@@ -75,18 +55,18 @@ def write_validation_tree(directory: str | Path, n: int, seed: int = 1, size: in
     root = Path(directory)
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    palette = voc_palette()
+    colors = palette().flatten().tolist()
     stems = []
     for i in range(n):
         scene = generate_scene(seed, i, size)
         stem = f"synth_{i:06d}"
         _save_image(scene.image, root / "JPEGImages" / f"{stem}.jpg")
         label = Image.fromarray(scene.labels)  # uint8 -> "L"; putpalette makes it "P"
-        label.putpalette(palette)
+        label.putpalette(colors)
         label.save(root / "SegmentationClass" / f"{stem}.png")
         stems.append(stem)
-    _write_text_atomic(root / "class_names.txt", "\n".join(CLASS_NAMES) + "\n")
-    _write_text_atomic(root / "ImageSets" / "Segmentation" / "val.txt", "\n".join(stems) + "\n")
+    atomic_write_text(root / "class_names.txt", "\n".join(CLASS_NAMES) + "\n")
+    atomic_write_text(root / "ImageSets" / "Segmentation" / "val.txt", "\n".join(stems) + "\n")
     logger.info("wrote %d validation scenes (seed %d, %d px) to %s", n, seed, size, root)
     return root
 
@@ -101,5 +81,5 @@ def write_caption_set(directory: str | Path, n: int, seed: int = 2, size: int = 
         name = f"scene_{i:06d}.png"
         _save_image(scene.image, root / "images" / name)
         lines.append(f"{name}\t{scene.caption}")
-    _write_text_atomic(root / "captions.tsv", "\n".join(lines) + "\n")
+    atomic_write_text(root / "captions.tsv", "\n".join(lines) + "\n")
     return root

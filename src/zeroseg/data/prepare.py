@@ -2,8 +2,8 @@
 
 - ``prepare_voc(root)``: checks ``VOCdevkit/VOC2012`` (split files, images, palette labels).
 - ``prepare_context(root)``: checks ``VOCdevkit/VOC2010/SegmentationClassContext``; if it is missing,
-  converts the Detail API annotations (``trainval_merged.json``, mmseg's class mapping), which needs
-  the ``detail`` package.
+  converts the Detail API annotations (``trainval_merged.json``, read directly, masks decoded with
+  pycocotools; mmseg's class mapping).
 - ``prepare_coco_object(root)``: converts the raw COCO-Stuff-164k label PNGs
   (``stuffthingmaps_trainval2017/{split}/*.png``: value v is COCO category id v + 1, 0..90 things
   with COCO's id gaps, 91..181 stuff, 255 unlabelled) into ``annotations/{split}/
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zeroseg.checkpoint import atomic_write_bytes, atomic_write_text
+from zeroseg.atomic import atomic_write_bytes, atomic_write_text
 from zeroseg.data.segmentation import (
     COCO_OBJECT_CLASSES,
     CONTEXT_CLASSES,
@@ -57,9 +57,6 @@ CONTEXT_DETAIL_IDS = (
     115, 144, 158, 159, 162, 187, 189, 207, 220, 232, 258, 259, 260, 284, 295, 296, 308, 324, 326,
     347, 349, 354, 355, 360, 366, 368, 397, 415, 416, 420, 424, 427, 440, 445, 454, 458,
 )  # fmt: skip
-DETAIL_INSTALL = (
-    "pip install 'git+https://github.com/zhanghang1989/detail-api.git#subdirectory=PythonAPI'"
-)
 
 
 @dataclass
@@ -222,26 +219,71 @@ def context_index_map(mask: np.ndarray, source: str = "mask") -> np.ndarray:
 def convert_context_detail(
     root: Path, json_path: Path, splits: tuple[str, ...] = ("train", "val"), overwrite: bool = False
 ) -> None:
-    """Write ``SegmentationClassContext/*.png`` and the split files from the Detail annotations."""
+    """Write ``SegmentationClassContext/*.png`` and the split files from ``trainval_merged.json``.
+
+    Reads the Detail API's JSON directly (the Detail API itself is not on the package registry):
+    an image belongs to a split by its ``phase``; its class mask starts as zeros (unlabelled) and
+    every entry of ``annos_segmentation`` for the image, in file order, paints its compressed-RLE
+    mask (decoded with pycocotools at the RLE's own size) with its ``category_id``, later entries
+    over earlier ones, crowd entries included (``Detail.getMask``). mmseg's converter then maps the
+    59 category ids to 1..59 by rank (``context_index_map``) and writes mode-L PNGs and sorted
+    split files (``ImageSets/SegmentationContext/{split}.txt``).
+    """
     try:
-        from detail import Detail
+        from pycocotools import mask as rle_masks
     except ImportError:
         raise ZeroSegError(
-            f"converting PASCAL Context needs the Detail API: {DETAIL_INSTALL}"
+            "converting PASCAL Context needs pycocotools: pip install pycocotools"
         ) from None
+    detail = _read_detail_json(json_path)
+    by_image: dict[int, list[dict]] = {}
+    for ann in detail["annos_segmentation"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
     out_dir = root / "SegmentationClassContext"
     for split in splits:
-        api = Detail(str(json_path), str(root / "JPEGImages"), split)
         names = []
-        for info in api.getImgs():
+        for info in (i for i in detail["images"] if i.get("phase") == split):
             name = Path(info["file_name"]).stem
             path = out_dir / f"{name}.png"
             if overwrite or not path.is_file():
-                _write_png(context_index_map(np.asarray(api.getMask(info)), name), path)
+                mask = np.zeros((info["height"], info["width"]), dtype=np.int64)
+                for ann in by_image.get(info["image_id"], []):
+                    segmentation = ann["segmentation"]
+                    if not isinstance(segmentation, dict) or "counts" not in segmentation:
+                        raise ZeroSegError(
+                            f"{json_path}: annotation {ann.get('id')} of {name} is not a "
+                            "compressed RLE mask"
+                        )
+                    painted = rle_masks.decode(segmentation).astype(bool)
+                    if painted.shape != mask.shape:
+                        raise ZeroSegError(
+                            f"{json_path}: annotation {ann.get('id')} of {name} is "
+                            f"{painted.shape}, the image {mask.shape}"
+                        )
+                    mask[painted] = ann["category_id"]
+                _write_png(context_index_map(mask, name), path)
             names.append(name)
         split_file = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
-        atomic_write_text(split_file, "\n".join(names) + "\n")
+        atomic_write_text(split_file, "".join(f"{n}\n" for n in sorted(names)))
         logger.info("Context %s: %d labels in %s", split, len(names), out_dir)
+
+
+def _read_detail_json(path: Path) -> dict:
+    import json
+
+    try:
+        detail = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ZeroSegError(f"cannot read Detail annotations {path}: {error}") from None
+    keys = ("images", "annos_segmentation")
+    missing = [
+        k for k in keys if not isinstance(detail, dict) or not isinstance(detail.get(k), list)
+    ]
+    if missing:
+        raise ZeroSegError(
+            f"{path} is not a Detail API trainval_merged.json (no {missing[0]} list)"
+        )
+    return detail
 
 
 def coco_stuff_to_object_lut() -> np.ndarray:
