@@ -1,15 +1,54 @@
-"""Shared fixtures: tiny configs, folders of synthetic images, a trained tiny run."""
+"""Shared fixtures: tiny configs, folders of synthetic images, a trained tiny run.
+
+The suite is hermetic: the Hugging Face Hub's offline switch is on for every test (and every
+process a test starts), so no test downloads weights whether or not a network is reachable, and
+any attempt to open a connection beyond this machine fails the test that made it.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
+os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub
 
-from zeroseg.config import ExperimentConfig, load_config
+import socket  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from zeroseg.config import ExperimentConfig, load_config  # noqa: E402
+
+LOCAL_HOSTS = ("127.", "::1", "localhost", "0.0.0.0")
+
+
+class NetworkAccessError(AssertionError):
+    """A test tried to reach beyond this machine."""
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Fail any connection to a non-local address, as if the network were there but forbidden."""
+    real_connect, real_create = socket.socket.connect, socket.create_connection
+
+    def check(address) -> None:
+        host = str(address[0] if isinstance(address, tuple) else address)
+        if not host.startswith(LOCAL_HOSTS):
+            raise NetworkAccessError(f"a test tried to connect to {address}")
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            check(address)
+        return real_connect(sock, address)
+
+    def create_connection(address, *args, **kwargs):
+        check(address)
+        return real_create(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
 
 
 def write_images(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (72, 88)) -> Path:

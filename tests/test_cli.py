@@ -9,13 +9,15 @@ from PIL import Image
 from zeroseg.cli import main
 
 
-def test_train_then_segment(tmp_path, image_folder, tiny_run, capsys):
-    assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / "r"), "--steps", "2",
+def test_train_then_segment(tmp_path, image_folder, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "--data", str(image_folder), "--out", str(run), "--steps", "2",
                  "--no-progress"]) == 0  # fmt: skip
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_0000002.pt"]
     image = tmp_path / "photo.jpg"
     Image.fromarray((np.random.rand(45, 77, 3) * 255).astype(np.uint8)).save(image)
     out = tmp_path / "seg"
-    code = main(["segment", str(image), "--checkpoint", str(tiny_run), "--classes", "cat, dog, grass",
+    code = main(["segment", str(image), "--checkpoint", str(run), "--classes", "cat, dog, grass",
                  "--out", str(out), "--background"])  # fmt: skip
     assert code == 0
     labels = Image.open(out / "photo.png")

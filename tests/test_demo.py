@@ -19,7 +19,7 @@ SMALL_STUDENT = [
 ]  # fmt: skip
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_demo_writes_metrics_and_report_and_reuses_the_teacher(tmp_path):
     cfg = DemoConfig(
         out_dir=tmp_path / "demo", cache_dir=tmp_path / "cache", train_images=16, val_images=4,

@@ -18,7 +18,7 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_ranks_hold_the_same_student_after_a_step(tmp_path, image_folder):
     proc = _torchrun(str(WORKER), str(image_folder), str(tmp_path / "run"), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -32,7 +32,7 @@ def test_ranks_hold_the_same_student_after_a_step(tmp_path, image_folder):
     assert all(torch.equal(rank0[k], initial["model"][k]) for k in rank0)
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_torchrun_module_entry_point(tmp_path, image_folder):
     proc = _torchrun("-m", "zeroseg", "train", "--data", str(image_folder), "--out",
                      str(tmp_path / "run"), "--steps", "2", "--no-progress",

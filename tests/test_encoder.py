@@ -40,9 +40,17 @@ def test_matches_timm_forward_features_without_masking():
     assert torch.allclose(ours.cls_token, timm_tokens[:, 0], atol=1e-5)
 
 
-def test_any_input_size_resamples_positions():
+def test_any_input_size_resamples_positions_as_timm_does():
     encoder = tiny_encoder()
-    out = encoder(torch.rand(1, 3, 48, 80))
+    images = torch.rand(1, 3, 48, 80)
+    out = encoder(images)
     assert out.grid == (6, 10) and out.patch_tokens.shape == (1, 60, 32)
-    timm_tokens = encoder.vit.forward_features(encoder.normalize(torch.rand(1, 3, 48, 80)))
-    assert timm_tokens.shape == (1, 61, 32)
+    timm_tokens = encoder.vit.forward_features(encoder.normalize(images))  # its own resampling
+    assert torch.allclose(out.patch_tokens, timm_tokens[:, 1:], atol=1e-5)
+    assert torch.allclose(out.cls_token, timm_tokens[:, 0], atol=1e-5)
+    square = encoder(images[..., :48])  # another size gives other positions, not a crop of these
+    assert not torch.allclose(
+        square.patch_tokens,
+        out.patch_tokens.view(1, 6, 10, 32)[:, :, :6].reshape(1, 36, 32),
+        atol=1e-3,
+    )

@@ -131,7 +131,7 @@ def _worker(rank: int, world: int, init_file: str, root: str, out: str) -> None:
         torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_two_processes_give_the_single_process_numbers(tmp_path, voc):
     root, _ = voc
     single = evaluate(ColourSegmenter(), VOCSegmentation(root), out_dir=tmp_path / "one",

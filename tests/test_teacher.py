@@ -1,5 +1,6 @@
 import time
 
+import open_clip
 import pytest
 import torch
 
@@ -53,11 +54,29 @@ def test_classifier_is_prompt_ensembled_and_normalised():
     assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
 
 
-def test_missing_pretrained_weights_fail_fast_without_network():
+def test_missing_pretrained_weights_fail_fast_offline(monkeypatch):
+    downloads = []
+    monkeypatch.setattr(open_clip, "create_model", lambda *a, **k: downloads.append(a))
     start = time.time()
-    with pytest.raises(ZeroSegError, match="ViT-B-32/openai"):
+    with pytest.raises(ZeroSegError, match="ViT-B-32/openai.*offline"):
         build_teacher(TeacherConfig(model="ViT-B-32", pretrained="openai"))
-    assert time.time() - start < 15
+    assert time.time() - start < 15 and downloads == []  # refused before any download
+
+
+def test_with_the_hub_online_the_download_is_tried_and_its_failure_named(monkeypatch):
+    """Simulates a reachable network: the offline switch off, open_clip's download answering."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    tried = []
+
+    def download(name, pretrained=None, **kwargs):
+        tried.append((name, pretrained))
+        raise RuntimeError("HTTP 503 from the hub\nsecond line")
+
+    monkeypatch.setattr(open_clip, "create_model", download)
+    with pytest.raises(ZeroSegError, match=r"ViT-B-32/openai: HTTP 503 from the hub$"):
+        build_teacher(TeacherConfig(model="ViT-B-32", pretrained="openai"))
+    assert tried == [("ViT-B-32", "openai")]
 
 
 def test_unknown_model_and_tag():

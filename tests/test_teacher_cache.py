@@ -29,13 +29,22 @@ def test_cache_holds_the_online_views_and_is_checked(tmp_path, image_folder):
         open_cache(cache, cache_identity(other, dataset))
 
 
-def test_training_from_the_cache(tmp_path, image_folder):
+def test_training_from_the_cache_reuses_it(tmp_path, image_folder, monkeypatch):
+    import zeroseg.data.teacher_cache as teacher_cache
+
     cache = tmp_path / "cache"
     overrides = [f"data.root={image_folder}", f"data.teacher_cache={cache}", "train.steps=3"]
     result = train(load_config("tiny", overrides), tmp_path / "run", progress=False)
     assert np.load(cache / "views.npy", mmap_mode="r").shape == (32, 30, 64)
     assert result.history[-1]["loss"] > 0
-    again = train(load_config("tiny", overrides), tmp_path / "run2", progress=False)  # cache reused
+    stamp = (cache / "views.npy").stat().st_mtime_ns
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the cache was recomputed")
+
+    monkeypatch.setattr(teacher_cache, "fill_cache", no_recompute)
+    again = train(load_config("tiny", overrides), tmp_path / "run2", progress=False)
+    assert (cache / "views.npy").stat().st_mtime_ns == stamp
     assert [r["loss"] for r in again.history] == [r["loss"] for r in result.history]
 
 

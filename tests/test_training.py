@@ -1,3 +1,6 @@
+import json
+import math
+
 import pytest
 import torch
 
@@ -9,13 +12,16 @@ from zeroseg.teacher import build_teacher
 from zeroseg.training import make_schedule, train
 
 
-def test_loss_goes_down_and_checkpoints_land(tiny_run):
+def test_checkpoints_land_with_the_config_and_without_the_teacher(tiny_run):
     checkpoints = ckpt.list_checkpoints(tiny_run)
     assert [p.name for p in checkpoints] == ["step_0000003.pt", "step_0000006.pt"]
-    assert (tiny_run / "config.yaml").is_file() and (tiny_run / "metrics.jsonl").is_file()
+    assert (tiny_run / "config.yaml").is_file()
     state = ckpt.load_checkpoint(tiny_run)
     assert state["step"] == 6 and state["config"]["optim"]["batch_size"] == 16
     assert not any(k.startswith(("teacher", "clip")) for k in state["model"])
+    records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 5]  # the first step, then every log_every=5
+    assert all(math.isfinite(records[0][k]) for k in ("loss", "distillation_loss"))
 
 
 def test_loss_decreases_over_thirty_steps(tmp_path, image_folder):
@@ -37,11 +43,23 @@ def test_resume_continues_from_the_last_step(tmp_path, image_folder):
     assert ckpt.load_checkpoint(run)["step"] == 6
 
 
-def test_teacher_parameters_unchanged_by_training(tmp_path, image_folder):
+def test_the_teacher_used_by_train_is_unchanged_by_training(tmp_path, image_folder, monkeypatch):
+    import zeroseg.training
+
+    built = []
+
+    def build_and_remember(cfg):
+        teacher = build_teacher(cfg)
+        built.append((teacher, {k: v.clone() for k, v in teacher.state_dict().items()}))
+        return teacher
+
+    monkeypatch.setattr(zeroseg.training, "build_teacher", build_and_remember)
     config = load_config("tiny", [f"data.root={image_folder}", "train.steps=3"])
-    before = {k: v.clone() for k, v in build_teacher(config.teacher).state_dict().items()}
-    train(config, tmp_path / "run", progress=False)
-    after = build_teacher(config.teacher).state_dict()  # same seed: same weights if untouched
+    result = train(config, tmp_path / "run", progress=False)
+    [(teacher, before)] = built
+    assert result.steps == 3 and not teacher.training
+    after = teacher.state_dict()
+    assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
@@ -93,3 +111,22 @@ def test_schedule_and_lr():
 def test_missing_data_folder(tmp_path):
     with pytest.raises(ZeroSegError, match="does not exist"):
         train(load_config("tiny", [f"data.root={tmp_path / 'nope'}"]), tmp_path / "run")
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_good_checkpoints(
+    tmp_path, image_folder
+):
+    run = tmp_path / "run"
+    overrides = [
+        f"data.root={image_folder}", "train.steps=40", "train.checkpoint_every=1",
+        "train.keep_checkpoints=2", "optim.base_lr=1e6", "optim.warmup_epochs=0",
+    ]  # fmt: skip
+    with pytest.raises(
+        ZeroSegError, match=r"training stopped at step \d+: the (loss|weights) .*not finite"
+    ):
+        train(load_config("tiny", overrides), run, progress=False)
+    saved = ckpt.list_checkpoints(run)
+    assert saved, "the steps before the divergence were checkpointed"
+    for path in saved:
+        weights = ckpt.load_checkpoint(path)["model"]
+        assert all(torch.isfinite(v).all() for v in weights.values()), path.name

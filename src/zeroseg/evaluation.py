@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from zeroseg.atomic import atomic_write_text
 from zeroseg.distributed import rank_and_world
 from zeroseg.errors import ZeroSegError
 from zeroseg.metrics import ConfusionMatrix
+from zeroseg.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def evaluate(
     matrix = ConfusionMatrix(len(class_names), ignore, getattr(segmenter, "device", None))
     indices = list(range(len(dataset)))[rank::world]
     start = time.perf_counter()
-    for index in tqdm(indices, desc="evaluate", disable=not progress or rank != 0):
+    for index in progress_bar(indices, desc="evaluate", enabled=progress and rank == 0):
         image, label, name = dataset[index]
         labels = _predict_labels(segmenter, image, label, len(class_names), name)
         matrix.update(labels, label)

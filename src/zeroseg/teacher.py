@@ -9,7 +9,7 @@ Shapes: B batch, V views (30 for grids 1,2,3,4), S teacher input size, D embeddi
 from __future__ import annotations
 
 import logging
-import socket
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -213,17 +213,18 @@ def _build_named(cfg: TeacherConfig) -> nn.Module:
         return open_clip.create_model(
             cfg.model, pretrained=str(cached), force_quick_gelu=quick_gelu
         )
-    if not _hub_reachable():
+    if hub_offline():
         raise ZeroSegError(
             f"cannot load teacher weights {cfg.model}/{cfg.pretrained}: not in the local cache and "
-            "the model hub is unreachable; pass a local checkpoint path as teacher.pretrained "
-            "(or teacher.pretrained=none for random weights, tests only)"
+            "the Hugging Face Hub is offline (HF_HUB_OFFLINE); pass a local checkpoint path as "
+            "teacher.pretrained (or teacher.pretrained=none for random weights, tests only)"
         )
     try:
         return open_clip.create_model(cfg.model, pretrained=cfg.pretrained)
-    except RuntimeError as error:
+    except Exception as error:  # noqa: BLE001 - any download or load failure, named in one line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ZeroSegError(
-            f"cannot load teacher weights {cfg.model}/{cfg.pretrained}: {error}"
+            f"cannot load teacher weights {cfg.model}/{cfg.pretrained}: {first}"
         ) from None
 
 
@@ -241,9 +242,9 @@ def _cached_weights(tag_cfg: dict) -> Path | None:
     return None
 
 
-def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def hub_offline() -> bool:
+    """The Hugging Face Hub's offline switch (``HF_HUB_OFFLINE``), read now, not at import."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    return bool(constants.HF_HUB_OFFLINE) or value in {"1", "ON", "YES", "TRUE"}

@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from zeroseg import checkpoint as ckpt
 from zeroseg.atomic import atomic_write_text
@@ -37,6 +36,7 @@ from zeroseg.distributed import (
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.build import build_zeroseg
 from zeroseg.optim import build_optimizer, effective_lr, lr_at
+from zeroseg.progress import progress as progress_bar
 from zeroseg.task import DistillationTask
 from zeroseg.teacher import build_teacher
 
@@ -195,12 +195,11 @@ def _train(
     epoch = start_step * config.optim.batch_size // max(1, len(dataset))
     batches = _batches(loader, sampler, epoch)
     result = TrainResult(run_dir, start_step, student=student)
-    bar = tqdm(
+    bar = progress_bar(
         total=schedule.total_steps,
         initial=start_step,
-        disable=not (progress and info.is_main),
+        enabled=progress and info.is_main,
         desc="train",
-        dynamic_ncols=True,
     )
     task.train()
     step = start_step
@@ -215,12 +214,21 @@ def _train(
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            losses = train_step(task, batches, optimizer, schedule.accumulation, device, config)
-            losses = all_reduce_mean(losses, info)
-            record = {"step": step + 1, "lr": lr, **dict(zip(LOSS_KEYS, losses.tolist()))}
-            record = {
-                k: v for k, v in record.items() if not (isinstance(v, float) and math.isnan(v))
-            }
+            try:
+                losses = train_step(
+                    task, batches, optimizer, schedule.accumulation, device, config, info
+                )
+                if (
+                    step + 1
+                ) % config.train.checkpoint_every == 0 or step + 1 == schedule.total_steps:
+                    _save(run_dir, step + 1, task, optimizer, config, info)
+            except NonFiniteLossError as error:
+                latest = ckpt.latest_checkpoint(run_dir)
+                raise ZeroSegError(
+                    f"training stopped at step {step + 1}: {error}; the last good checkpoint is "
+                    f"{latest or 'none (no checkpoint was written yet)'}"
+                ) from None
+            record = {"step": step + 1, "lr": lr, **losses}
             result.history.append(record)
             bar.update(1)
             bar.set_postfix(
@@ -228,8 +236,6 @@ def _train(
             )
             if info.is_main and ((step + 1) % config.train.log_every == 0 or step == start_step):
                 _append_jsonl(run_dir / "metrics.jsonl", record)
-            if (step + 1) % config.train.checkpoint_every == 0 or step + 1 == schedule.total_steps:
-                _save(run_dir, step + 1, task, optimizer, config, info)
         result.steps = schedule.total_steps
     except KeyboardInterrupt:
         logger.warning("interrupted; resume with --resume from the last checkpoint")
@@ -239,6 +245,10 @@ def _train(
     return result
 
 
+class NonFiniteLossError(RuntimeError):
+    """A loss term came out NaN or infinite; the optimiser step was not taken."""
+
+
 def train_step(
     task: DistillationTask,
     batches,
@@ -246,8 +256,18 @@ def train_step(
     accumulation: int,
     device: torch.device,
     config: ExperimentConfig,
-) -> torch.Tensor:
-    """One optimiser step over ``accumulation`` micro-batches; returns the mean loss terms (4,)."""
+    info: DistInfo | None = None,
+) -> dict[str, float]:
+    """One optimiser step over ``accumulation`` micro-batches.
+
+    Returns:
+        The mean of each loss term the task returned (``LOSS_KEYS``; absent terms are left out),
+        averaged over micro-batches and ranks.
+
+    Raises:
+        NonFiniteLossError: on every rank alike when any term is NaN or infinite on any rank; the
+            weights are then left as they were before the step (as MAE's loop stops).
+    """
     sums = torch.zeros(len(LOSS_KEYS), device=device)
     counts = torch.zeros(len(LOSS_KEYS), device=device)
     for micro in range(accumulation):
@@ -266,12 +286,18 @@ def train_step(
             if key in out:
                 sums[i] += out[key].detach().float()
                 counts[i] += 1
+    totals = all_reduce_mean(torch.cat([sums, counts]), info or DistInfo())
+    sums, counts = totals[: len(LOSS_KEYS)], totals[len(LOSS_KEYS) :]
+    present = counts > 0
+    means = {k: float(s / c) for k, s, c, p in zip(LOSS_KEYS, sums, counts, present) if p}
+    if not all(math.isfinite(v) for v in means.values()):
+        optimizer.zero_grad(set_to_none=True)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in means.items())
+        raise NonFiniteLossError(f"the loss is not finite ({shown})")
     if config.optim.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(task.student.parameters(), config.optim.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    means = sums / counts.clamp(min=1)
-    means[counts == 0] = float("nan")
     return means
 
 
@@ -304,11 +330,14 @@ def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
 def _save(
     run_dir, step, task: DistillationTask, optimizer, config: ExperimentConfig, info: DistInfo
 ) -> None:
+    weights = task.unwrapped_student.state_dict()
+    if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
+        raise NonFiniteLossError("the weights are not finite after the optimiser step")
     if info.is_main:
         state = {
             "step": step,
             "config": to_dict(config),
-            "model": task.unwrapped_student.state_dict(),
+            "model": weights,
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
             "saved_at": time.time(),

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm import tqdm
 
 from zeroseg.atomic import atomic_write_text
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder
 from zeroseg.distributed import DistInfo, barrier
 from zeroseg.errors import ZeroSegError
+from zeroseg.progress import progress as progress_bar
 from zeroseg.teacher import CLIPTeacher
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def fill_cache(
     rows = np.load(views_path, mmap_mode="r+")
     indices = list(range(info.rank, len(dataset), info.world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers)
-    bar = tqdm(total=len(indices), desc="teacher views", disable=not (progress and info.is_main))
+    bar = progress_bar(total=len(indices), desc="teacher views", enabled=progress and info.is_main)
     position = 0
     for images in loader:
         views = teacher.encode_views(images.to(device)).cpu().numpy().astype(np.float16)

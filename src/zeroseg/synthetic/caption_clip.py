@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from zeroseg.atomic import atomic_torch_save, atomic_write_text
 from zeroseg.config import check
 from zeroseg.errors import ZeroSegError
+from zeroseg.progress import progress as progress_bar
 from zeroseg.synthetic.scenes import (
     OBJECT_CLASSES,
     STUFF_CLASSES,
@@ -203,7 +203,7 @@ def train_caption_clip(
     loss_fn = ClipLoss()
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
-    bar = tqdm(range(config.steps), desc="caption CLIP", disable=not progress)
+    bar = progress_bar(range(config.steps), desc="caption CLIP", enabled=progress)
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, config)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm import tqdm
 
 from zeroseg.diagnostics import GroupingStats, oracle_labels
 from zeroseg.metrics import ConfusionMatrix
+from zeroseg.progress import progress as progress_bar
 
 
 def _scores(summary: dict) -> dict:
@@ -46,7 +46,7 @@ def evaluate_methods(
     oracle: dict[str, ConfusionMatrix] = {}
     grouping: dict[str, GroupingStats] = {}
     kept: dict[str, list] = {name: [] for name in methods}
-    for index in tqdm(range(len(dataset)), desc="evaluate", disable=not progress):
+    for index in progress_bar(range(len(dataset)), desc="evaluate", enabled=progress):
         image, label, _ = dataset[index]
         for name, method in methods.items():
             result = method.predict(image)

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from zeroseg import checkpoint as ckpt
 from zeroseg.config import ExperimentConfig, to_dict
@@ -26,6 +25,7 @@ from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.models.build import build_zeroseg
 from zeroseg.models.grouping import compose_assignments
 from zeroseg.optim import build_optimizer, effective_lr, lr_at
+from zeroseg.progress import progress as progress_bar
 from zeroseg.teacher import build_teacher
 from zeroseg.text_queries import TextQueries
 
@@ -60,7 +60,7 @@ def train_upper_bound(
     steps, warmup = config.train.steps, max(1, config.train.steps // 20)
     batches = _forever(loader)
     model.train()
-    for step in tqdm(range(steps), desc="upper bound", disable=not progress):
+    for step in progress_bar(range(steps), desc="upper bound", enabled=progress):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, lr, warmup, steps)
         images, labels, _ = next(batches)
