@@ -34,7 +34,10 @@ def main() -> None:
     config = load_config(args.preset, ["teacher.pretrained=none"])
     model = build_zeroseg(config.encoder, config.seg_head, None).to(device).eval()
     teacher = build_teacher(config.teacher).to(device)
-    segmenter = Segmenter(model, teacher, InferenceConfig(mode=args.mode, templates="simple1"))
+    inference = InferenceConfig(
+        short_side=448, mode=args.mode, window=448, stride=224, templates="simple1"
+    )
+    segmenter = Segmenter(model, teacher, inference)
     segmenter.set_vocabulary([f"class {i}" for i in range(args.classes)], background=True)
     images = [torch.rand(3, 375, 500) for _ in range(args.images + 1)]
     segmenter.predict(images[0])  # warm-up

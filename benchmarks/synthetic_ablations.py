@@ -17,6 +17,7 @@ image). The upper bound is the same student trained with ground-truth masks
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -106,8 +107,9 @@ def main() -> None:
             grids = [o.split("=", 1)[1] for o in VARIANTS[name] if o.startswith("teacher.grids=")]
             tag = "".join(c for c in (grids or ["1234"])[0] if c.isdigit())
             views = args.out / f"views_{tag}"
-            cfg.overrides = [*VARIANTS[name], *args.extra, f"data.teacher_cache={views}"]
-            train(student_config(cfg, train_dir, teacher), run, progress=False)
+            overrides = (*VARIANTS[name], *args.extra, f"data.teacher_cache={views}")
+            variant = dataclasses.replace(cfg, student_overrides=overrides)
+            train(student_config(variant, train_dir, teacher), run, progress=False)
         results[name] = {**score(run, dataset), "seconds": round(time.time() - start, 1)}
         print(name, json.dumps(results[name]), flush=True)
     if args.baselines:

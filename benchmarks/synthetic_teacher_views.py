@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from _machine import describe
 
 from zeroseg.data.segmentation import VOCSegmentation
-from zeroseg.synthetic.caption_clip import load_or_train_caption_clip
+from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, load_or_train_caption_clip
 from zeroseg.synthetic.demo import DemoConfig, student_config, teacher_cache, write_world
 from zeroseg.synthetic.scenes import NUM_STUFF
 from zeroseg.teacher import build_teacher, grid_boxes
@@ -46,8 +46,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher-close-ups", type=float, default=0.0)
     args = parser.parse_args()
-    cfg = DemoConfig(out_dir=Path(args.out), seed=args.seed)
-    cfg.teacher.zoom_probability = args.teacher_close_ups
+    cfg = DemoConfig(
+        out_dir=Path(args.out),
+        seed=args.seed,
+        teacher=CaptionCLIPConfig(zoom_probability=args.teacher_close_ups),
+    )
     train_dir, val_dir = write_world(cfg)
     weights = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg))
     teacher = build_teacher(student_config(cfg, train_dir, weights).teacher).eval()

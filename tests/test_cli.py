@@ -82,3 +82,25 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "zeroseg", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "train" in out.stdout
+
+
+def test_segment_cli_and_python_api_give_the_same_labels(tmp_path, tiny_run):
+    from zeroseg import Segmenter
+    from zeroseg.data.images import load_image
+
+    image = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(3).random((50, 90, 3)) * 255).astype(np.uint8)).save(
+        image
+    )
+    out = tmp_path / "seg"
+    args = ["segment", str(image), "--checkpoint", str(tiny_run), "--out", str(out)]
+    classes = [f"thing {i}" for i in range(8)]
+    assert main([*args, "--classes", ", ".join(classes)]) == 0
+    cli_labels = np.asarray(Image.open(out / "photo.png"))
+    segmenter = Segmenter.from_checkpoint(tiny_run)  # no settings: the model's defaults
+    segmenter.set_vocabulary(classes)
+    labels = segmenter.predict(load_image(image)).labels.numpy()
+    assert np.array_equal(cli_labels, labels)
+    size = segmenter.model.input_size
+    assert (segmenter.config.short_side, segmenter.config.mode) == (size, "whole")
+    assert len(np.unique(labels)) > 1

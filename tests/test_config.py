@@ -44,3 +44,74 @@ def test_round_trip_through_plain_dict():
     config = load_config("tiny")
     assert from_dict(to_dict(config)) == config
     assert from_dict({}) == ExperimentConfig()
+
+
+def test_every_config_is_frozen_and_resolved_through_one_function(tmp_path):
+    import dataclasses
+
+    from zeroseg.config import resolve_config
+    from zeroseg.inference import InferenceConfig
+    from zeroseg.synthetic.caption_clip import CaptionCLIPConfig
+    from zeroseg.synthetic.demo import DemoConfig
+
+    for config in (load_config("tiny"), InferenceConfig(), DemoConfig(), CaptionCLIPConfig()):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            config.seed = 1  # type: ignore[misc]
+    demo = resolve_config(
+        DemoConfig, overrides=[f"out_dir={tmp_path}", "steps=7", "teacher.zoom_probability=0.5"]
+    )
+    assert demo.out_dir == tmp_path and demo.steps == 7 and demo.teacher.zoom_probability == 0.5
+    preset = tmp_path / "protocol.yaml"
+    preset.write_text("mode: slide\nwindow: 336\n")
+    inference = resolve_config(InferenceConfig, preset, ["stride=112"])
+    assert (inference.mode, inference.window, inference.stride) == ("slide", 336, 112)
+    base = InferenceConfig(short_side=448, top_k_classes=5)
+    assert resolve_config(InferenceConfig, overrides=["short_side=null"], base=base) == (
+        InferenceConfig(short_side=None, top_k_classes=5)
+    )
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("bg_threshold=high", "bg_threshold"),
+        ("short_side=abc", "short_side"),
+        ("stride=600", "stride"),  # larger than the window
+        ("logit_scale=0", "logit_scale"),
+        ("resize=nearest", "resize"),
+    ],
+)
+def test_inference_overrides_are_checked(override, named):
+    from zeroseg.config import resolve_config
+    from zeroseg.inference import InferenceConfig
+
+    with pytest.raises(ZeroSegError, match=named) as error:
+        resolve_config(InferenceConfig, overrides=["window=448", override])
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "encoder.mask_ratio=1.0",
+        "encoder.mask_ratio=-0.5",
+        "optim.batch_size=0",
+        "optim.micro_batch_size=-2",
+        "train.checkpoint_every=0",
+        "train.steps=-5",
+        "loss.matching_weight=-1",
+    ],
+)
+def test_out_of_range_values_are_refused(override):
+    key = override.split("=")[0].split(".")[-1]
+    with pytest.raises(ZeroSegError, match=key):
+        load_config("tiny", [override])
+
+
+def test_model_defaults_fill_the_unset_inference_sizes():
+    from zeroseg.inference import InferenceConfig
+
+    config = InferenceConfig().with_model_defaults(224)
+    assert (config.short_side, config.window, config.stride) == (224, 224, 112)
+    kept = InferenceConfig(short_side=0, mode="slide", window=96).with_model_defaults(64)
+    assert (kept.short_side, kept.window, kept.stride) == (0, 96, 48)

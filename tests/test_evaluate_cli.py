@@ -27,7 +27,10 @@ def test_evaluate_writes_results_and_reproducible_predictions(tmp_path, tiny_run
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert len(results["per_class"]) == 21 and "aeroplane" in results["per_class"]
-    assert results["settings"]["preset"] == "zeroseg"
+    assert results["settings"]["protocol"] == "zeroseg"
+    inference = results["settings"]["inference"]  # the protocol with the overrides, resolved
+    assert (inference["short_side"], inference["window"], inference["stride"]) == (64, 64, 32)
+    assert inference["top_k_classes"] == 5 and inference["resize"] == "mmcv"
     assert len(results["settings"]["checkpoint_sha256"]) == 64
     assert (out / "results.md").read_text().count("|") > 21
     matrix = ConfusionMatrix(21)
@@ -68,3 +71,29 @@ def test_wrong_root_and_missing_split(tmp_path, tiny_run, voc_root, capsys):
         assert "val.txt" in capsys.readouterr().err
     finally:
         (tmp_path / "val.txt").rename(voc_root / "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt")
+
+
+def test_evaluate_refuses_an_override_of_the_wrong_type(tmp_path, tiny_run, voc_root, capsys):
+    args = ["evaluate", "--checkpoint", str(tiny_run), "--dataset", "voc", "--data-root",
+            str(voc_root), "--out", str(tmp_path / "o")]  # fmt: skip
+    for override, named in (
+        ("bg_threshold=high", "bg_threshold"),
+        ("window=-3", "window"),
+        ("no_such_field=1", "no_such_field"),
+        ("mode=zoom", "mode"),
+    ):
+        assert main([*args, override]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("zeroseg: error:") and "\n" not in err and named in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_protocol_flag(tmp_path, tiny_run, voc_root, capsys):
+    args = ["evaluate", "--checkpoint", str(tiny_run), "--dataset", "voc20", "--data-root",
+            str(voc_root), "--out", str(tmp_path / "o"), "--no-progress", "--protocol", "sclip",
+            "short_side=32", "window=32", "stride=16"]  # fmt: skip
+    assert main(args) == 0
+    settings = json.loads((tmp_path / "o" / "results.json").read_text())["settings"]
+    assert settings["protocol"] == "sclip" and settings["inference"]["logit_scale"] == 40.0
+    with pytest.raises(SystemExit):
+        main([*args[:-4], "--preset", "zeroseg"])  # --preset belongs to train, not evaluate

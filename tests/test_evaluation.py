@@ -94,7 +94,7 @@ def test_evaluate_matches_reference_and_writes_results(tmp_path, voc):
         else:
             assert on_disk["per_class"][name] == pytest.approx(iou, abs=1e-6)
     assert on_disk["per_class"]["bird"] == 0.0  # class 3 is always predicted as 4 (boat)
-    assert on_disk["settings"]["preset"] == "zeroseg"
+    assert on_disk["settings"]["protocol"] == "zeroseg"
     assert on_disk["settings"]["templates"] == "imagenet80"
     assert on_disk["settings"]["class_names"][11] == ["table"]
     assert on_disk["num_images"] == 3

@@ -208,7 +208,7 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 
 def benchmark_settings(
-    preset: str,
+    protocol: str,
     dataset: str,
     config,
     vocabulary,
@@ -219,7 +219,7 @@ def benchmark_settings(
     """The settings block for ``evaluate(..., settings=...)`` of a benchmark run.
 
     Args:
-        preset: protocol name (``zeroseg.protocols``).
+        protocol: protocol name (``zeroseg.protocols``).
         dataset: benchmark name.
         config: the ``InferenceConfig`` used.
         vocabulary: the ``Vocabulary`` used.
@@ -228,7 +228,7 @@ def benchmark_settings(
         extra: anything else to record.
     """
     settings = {
-        "preset": preset,
+        "protocol": protocol,
         "dataset": dataset,
         "inference": _plain(config),
         "templates": getattr(config, "templates", None),
