@@ -54,11 +54,11 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_run, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_demo_rejects_a_close_up_share_outside_zero_one(tmp_path, capsys):
-    err = _one_line_error(
-        capsys, main(["demo", "--out", str(tmp_path), "--teacher-close-ups", "2"])
-    )
-    assert "--teacher-close-ups" in err and not any(tmp_path.iterdir())
+def test_demo_rejects_bad_settings_before_writing_anything(tmp_path, capsys):
+    err = _one_line_error(capsys, main(["demo", "--out", str(tmp_path), "--steps", "0"]))
+    assert "steps" in err and not any(tmp_path.iterdir())
+    err = _one_line_error(capsys, main(["demo", "--out", str(tmp_path), "teacher.nope=1"]))
+    assert "teacher.nope" in err and not any(tmp_path.iterdir())
 
 
 def test_checkpoint_of_another_architecture(tmp_path, tiny_run, capsys):

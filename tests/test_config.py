@@ -58,9 +58,9 @@ def test_every_config_is_frozen_and_resolved_through_one_function(tmp_path):
         with pytest.raises(dataclasses.FrozenInstanceError):
             config.seed = 1  # type: ignore[misc]
     demo = resolve_config(
-        DemoConfig, overrides=[f"out_dir={tmp_path}", "steps=7", "teacher.zoom_probability=0.5"]
+        DemoConfig, overrides=[f"out_dir={tmp_path}", "steps=7", "teacher.views_per_scene=2"]
     )
-    assert demo.out_dir == tmp_path and demo.steps == 7 and demo.teacher.zoom_probability == 0.5
+    assert demo.out_dir == tmp_path and demo.steps == 7 and demo.teacher.views_per_scene == 2
     preset = tmp_path / "protocol.yaml"
     preset.write_text("mode: slide\nwindow: 336\n")
     inference = resolve_config(InferenceConfig, preset, ["stride=112"])

@@ -9,7 +9,8 @@ from zeroseg.synthetic.demo import DemoConfig, run_demo
 
 SMALL_TEACHER = CaptionCLIPConfig(
     scene_size=32, image_size=32, embed_dim=16, vision_width=8, vision_head_width=32,
-    text_width=32, text_heads=2, text_layers=1, bank_size=24, steps=2, text_lock_steps=1,
+    text_width=32, text_heads=2, text_layers=1, bank_size=12, views_per_scene=2, steps=2,
+    text_lock_steps=1,
     context_length=24, batch_size=12, warmup_steps=1, eval_images=10,
 )  # fmt: skip
 SMALL_STUDENT = [
@@ -36,16 +37,7 @@ def test_demo_writes_metrics_and_report_and_reuses_the_teacher(tmp_path):
     assert set(saved["teacher_zero_shot"]) == {"objects", "backgrounds"}
     page = (cfg.out_dir / "report.md").read_text()
     assert "zeroseg" in page and (cfg.out_dir / "report" / "scene_0.png").is_file()
-    teacher = next((cfg.cache_dir / "teacher").glob("*.pt"))
+    teacher = next((cfg.cache_dir / "teacher").glob("*.safetensors"))
     stamp = teacher.stat().st_mtime_ns
     run_demo(cfg, progress=False)
     assert teacher.stat().st_mtime_ns == stamp
-
-
-def test_close_up_teachers_are_cached_apart_from_the_default(tmp_path):
-    from zeroseg.synthetic.demo import teacher_cache
-
-    default = DemoConfig(cache_dir=tmp_path)
-    close_ups = DemoConfig(cache_dir=tmp_path, teacher=CaptionCLIPConfig(zoom_probability=0.5))
-    assert teacher_cache(default) == tmp_path / "teacher"
-    assert teacher_cache(close_ups) == tmp_path / "teacher-close-ups-0.5"

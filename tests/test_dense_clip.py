@@ -108,7 +108,7 @@ def test_short_side_resize_keeps_output_at_input_size(teacher):
 
 def test_non_vit_tower_and_missing_vocabulary_are_errors(teacher):
     fake = SimpleNamespace(clip=SimpleNamespace(visual=nn.Identity()))
-    with pytest.raises(ZeroSegError, match="needs an open_clip VisionTransformer, got Identity"):
+    with pytest.raises(ZeroSegError, match="VisionTransformer or ModifiedResNet, got Identity"):
         DenseCLIPSegmenter(fake)
     with pytest.raises(ZeroSegError, match="call set_vocabulary first"):
         DenseCLIPSegmenter(teacher, CONFIG).predict(torch.rand(3, 8, 8))
@@ -130,3 +130,40 @@ def test_evaluate_runs_on_the_dense_baseline(teacher, tmp_path):
     )  # fmt: skip
     assert 0.0 <= results["aacc"] <= 100.0 and len(results["per_class"]) == 21
     assert (tmp_path / "out" / "results.json").is_file()
+
+
+def test_resnet_readout_is_maskclips_value_and_output_projection():
+    """MaskCLIP's ResNet head: 1x1 convolutions with the attention pool's v_proj and c_proj over
+    the last feature map (no positional embedding), the trunk run as open_clip runs it."""
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(
+        embed_dim=16,
+        vision_cfg=open_clip.model.CLIPVisionCfg(
+            layers=(1, 1, 1, 1), width=8, head_width=16, image_size=64
+        ),
+        text_cfg=open_clip.model.CLIPTextCfg(
+            context_length=16, vocab_size=49408, width=32, heads=2, layers=1
+        ),
+    ).eval()
+    teacher = CLIPTeacher(clip, open_clip.tokenizer.SimpleTokenizer(context_length=16))
+    segmenter = DenseCLIPSegmenter(teacher, CONFIG)
+    assert segmenter.dense_features(torch.rand(1, 3, 64, 96)).shape == (16, 2, 3)  # stride 32
+    image = torch.rand(1, 3, 64, 64)  # the size the attention pool's positions were made for
+    features = segmenter.dense_features(image)
+    visual = clip.visual
+    trunk = {}
+    hook = visual.layer4.register_forward_hook(lambda m, i, o: trunk.setdefault("x", o))
+    with torch.no_grad():
+        visual(teacher.normalize(image))
+    hook.remove()
+    pool = visual.attnpool
+    v = nn.Conv2d(pool.v_proj.in_features, pool.v_proj.out_features, 1)
+    c = nn.Conv2d(pool.c_proj.in_features, pool.c_proj.out_features, 1)
+    v.weight.data, v.bias.data = pool.v_proj.weight.data[..., None, None], pool.v_proj.bias.data
+    c.weight.data, c.bias.data = pool.c_proj.weight.data[..., None, None], pool.c_proj.bias.data
+    with torch.no_grad():
+        expected = c(v(trunk["x"]))[0]
+    assert torch.allclose(features, expected, atol=1e-5)
+    segmenter.set_vocabulary(["a", "b", "c"])
+    result = segmenter.predict(torch.rand(3, 40, 50))
+    assert result.labels.shape == (40, 50)

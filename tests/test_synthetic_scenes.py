@@ -22,7 +22,6 @@ from zeroseg.synthetic.scenes import (
     generate_single_object_scene,
     scene_bank,
     single_object_set,
-    zoom_in,
 )
 from zeroseg.synthetic.writers import (
     write_caption_set,
@@ -88,22 +87,69 @@ def test_scenes_are_deterministic_per_seed_and_index():
     )
 
 
-def test_close_ups_are_captioned_from_what_is_in_view():
-    for seed, index in SCENES[::4]:
+def test_crop_captions_follow_the_documented_rule():
+    from zeroseg.synthetic import crops
+
+    rng = np.random.default_rng(0)
+    checked = objects_named = 0
+    for seed, index in SCENES[::2]:
         scene = generate_scene(seed, index)
-        close = zoom_in(scene, np.random.default_rng(index), 0.4)
-        assert close.image.shape == scene.image.shape and close.labels.shape == scene.labels.shape
-        assert set(np.unique(close.labels)) <= set(np.unique(scene.labels))
-        counts = np.bincount(close.labels.ravel(), minlength=len(CLASS_NAMES))
-        named = _named(close.caption)
-        assert all(counts[k] > 0 for k in named), close.caption
-        large = {k for k in range(NUM_STUFF, len(CLASS_NAMES)) if counts[k] >= 0.01 * 64 * 64}
-        assert large <= named, (close.caption, large)  # every object in view is named
-        for obj in close.objects:
-            assert (close.labels[obj.mask] >= NUM_STUFF).all()  # masks follow the crop
-    plain, _ = scene_bank(4, seed=2)
-    zoomed, captions = scene_bank(4, seed=2, zoom_probability=1.0)
-    assert not any(np.array_equal(a, b) for a, b in zip(plain, zoomed)) and len(captions) == 4
+        in_scene = np.bincount(scene.labels.ravel(), minlength=len(CLASS_NAMES))
+        for _ in range(6):
+            y0, y1, x0, x1 = box = crops.sample_box(rng, 64)
+            assert 0 <= y0 < y1 <= 64 and 0 <= x0 < x1 <= 64 and y1 - y0 >= 16
+            counts = np.bincount(scene.labels[y0:y1, x0:x1].ravel(), minlength=len(CLASS_NAMES))
+            share = counts / counts.sum()
+            inside = counts / np.maximum(in_scene, 1)
+            expected = {k for k in range(NUM_STUFF) if share[k] >= crops.STUFF_SHARE} | {
+                k
+                for k in range(NUM_STUFF, len(CLASS_NAMES))
+                if share[k] >= crops.OBJECT_SHARE
+                or (inside[k] >= crops.OBJECT_INSIDE and share[k] >= crops.OBJECT_MIN_SHARE)
+            }
+            expected = expected or {int(share.argmax())}
+            caption = crops.crop_caption(rng, scene.labels, box)
+            named = _named(caption)
+            objects = {k for k in expected if k >= NUM_STUFF}
+            stuff = expected - objects
+            assert {k for k in named if k >= NUM_STUFF} == objects, (caption, expected)
+            stuff_leads = share[sorted(stuff)].sum() > share[sorted(objects)].sum()
+            # stuff is always named where it covers more than the objects, else sometimes omitted
+            assert named - objects == stuff or (not stuff_leads and not named - objects), caption
+            objects_named += any(k >= NUM_STUFF for k in expected)
+            checked += 1
+    assert objects_named > checked // 4  # crops often show (parts of) objects
+
+
+def test_grid_cells_tile_the_scene():
+    from zeroseg.synthetic.crops import grid_cells
+
+    for grid in (2, 3, 4):
+        cover = np.zeros((64, 64), int)
+        for y0, y1, x0, x1 in grid_cells(64, grid):
+            cover[y0:y1, x0:x1] += 1
+        assert (cover == 1).all() and len(grid_cells(64, grid)) == grid * grid
+
+
+def test_object_classes_have_their_own_overlapping_surface_families():
+    from zeroseg.synthetic.painting import SURFACE_FAMILIES
+
+    families = [SURFACE_FAMILIES[name] for name in OBJECT_CLASSES]
+    assert len({f.pattern for f in families}) == len(OBJECT_CLASSES)  # one pattern per class
+    for a, b in zip(families, families[1:] + families[:1]):  # neighbours' hue ranges overlap
+        low, high = b.hue if b.hue[0] >= a.hue[0] else (b.hue[0] + 1, b.hue[1] + 1)
+        assert low < a.hue[1] and a.hue[0] < high
+    # the same class looks alike, other classes differ: mean colour alone does not decide it
+    hues = {k: [] for k in range(len(OBJECT_CLASSES))}
+    for index in range(80):
+        scene = generate_single_object_scene(0, index)
+        pixels = scene.image[scene.labels == scene.objects[0].class_index].astype(float) / 255
+        hues[scene.objects[0].class_index - NUM_STUFF].append(pixels.mean(0))
+    means = {k: np.mean(v, 0) for k, v in hues.items()}
+    closest = min(
+        (np.linalg.norm(means[a] - means[b]), a, b) for a in means for b in means if a < b
+    )
+    assert closest[0] < 0.25  # some classes share colours
 
 
 def test_other_sizes():
@@ -178,7 +224,8 @@ def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
         text_width=32,
         text_heads=2,
         text_layers=1,
-        bank_size=24,
+        bank_size=6,
+        views_per_scene=2,
         steps=2,
         text_lock_steps=1,
         context_length=24,
@@ -187,8 +234,14 @@ def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
         eval_images=10,
     )
     weights = caption_clip.train_caption_clip(config, tmp_path, progress=False)
+    assert weights.name == "teacher.safetensors"
     meta = json.loads((tmp_path / "teacher.json").read_text())
     assert set(meta["zero_shot"]) == {"objects", "backgrounds"}
+    assert set(meta["view_accuracy"]) == {"2x2", "3x3", "4x4"}
+    assert (
+        meta["view_accuracy"]["4x4"]["object_cells"] + meta["view_accuracy"]["4x4"]["stuff_cells"]
+        == 16 * 200
+    )
     assert meta["world_version"] == scenes.WORLD_VERSION
     assert meta["image_size"] == 32 and meta["context_length"] == config.context_length
     teacher = build_teacher(
@@ -204,8 +257,8 @@ def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
     assert views.shape == (2, 5, 16) and torch.isfinite(views).all()
     assert teacher.build_classifier([["circle"], ["sky"]], ["a photo of a {}."]).shape == (2, 16)
 
-    with pytest.raises(ZeroSegError, match="close-ups"):
-        caption_clip.train_caption_clip(dataclasses.replace(config, zoom_range=(0.5, 2)), tmp_path)
+    with pytest.raises(ZeroSegError, match="views_per_scene"):
+        dataclasses.replace(config, views_per_scene=0)
 
     def fail(*args, **kwargs):
         raise AssertionError("should have used the cache")
@@ -214,9 +267,28 @@ def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
     assert caption_clip.load_or_train_caption_clip(config, tmp_path) == weights
     with pytest.raises(AssertionError):
         caption_clip.load_or_train_caption_clip(config.__class__(steps=3), tmp_path)
-    meta["train_config"] = {k: v for k, v in meta["train_config"].items() if "zoom" not in k}
-    (tmp_path / "teacher.json").write_text(json.dumps(meta))  # cached before close-ups existed
-    assert caption_clip.load_or_train_caption_clip(config, tmp_path) == weights
+    with pytest.raises(AssertionError):  # asked to retrain
+        caption_clip.load_or_train_caption_clip(config, tmp_path, retrain=True)
+    meta["world_version"] = scenes.WORLD_VERSION - 1
+    (tmp_path / "teacher.json").write_text(json.dumps(meta))  # a teacher of an older world
     with pytest.raises(AssertionError):
-        close_ups = dataclasses.replace(config, zoom_probability=0.5)
-        caption_clip.load_or_train_caption_clip(close_ups, tmp_path)
+        caption_clip.load_or_train_caption_clip(config, tmp_path)
+
+
+def test_multi_positive_contrastive_loss():
+    from zeroseg.synthetic.caption_clip import contrastive_loss
+
+    torch.manual_seed(0)
+    features = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    ids = torch.tensor([0, 1, 2, 3])
+    distinct = contrastive_loss(features, features, torch.tensor(10.0), ids)
+    logits = 10.0 * features @ features.T
+    clip = torch.nn.functional.cross_entropy(logits, torch.arange(4))  # CLIP's loss, symmetric
+    assert torch.allclose(distinct, clip, atol=1e-5)
+    twins = torch.tensor([0, 0, 1, 1])  # equal captions: each other's positives, not negatives
+    targets = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
+    image_side = -(targets * logits.log_softmax(1)).sum(1).mean()
+    text_side = -(targets * logits.T.log_softmax(1)).sum(1).mean()
+    loss = contrastive_loss(features, features, torch.tensor(10.0), twins)
+    assert torch.allclose(loss, (image_side + text_side) / 2, atol=1e-6)
+    assert not torch.allclose(loss, distinct)

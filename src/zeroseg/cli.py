@@ -142,10 +142,10 @@ def _add_demo(sub) -> None:
     p.add_argument("--train-images", type=int, help="training scenes (train_images)")
     p.add_argument("--val-images", type=int, help="validation scenes (val_images)")
     p.add_argument(
-        "--teacher-close-ups",
-        type=float,
-        help="share of close-up scenes in the teacher's captioned data "
-        "(teacher.zoom_probability) [0]",
+        "--train-teacher",
+        action="store_const",
+        const=True,
+        help="train the caption teacher (cached) instead of using the shipped one",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="student config overrides")
@@ -159,7 +159,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     flags = {
         "out": "out_dir", "cache": "cache_dir", "seed": "seed", "steps": "steps",
         "train_images": "train_images", "val_images": "val_images",
-        "teacher_close_ups": "teacher.zoom_probability",
+        "train_teacher": "train_teacher",
     }  # fmt: skip
     cfg = resolve_config(DemoConfig, overrides=_flag_overrides(args, flags))
     cfg = dataclasses.replace(cfg, student_overrides=tuple(args.overrides))
@@ -172,6 +172,30 @@ def _run_demo(args: argparse.Namespace) -> int:
     summary = metrics["summary"]
     print(f"zeroseg / {summary['best_baseline']}: {summary['ratio_to_best_baseline']}x")
     print(f"report: {cfg.out_dir / 'report.md'}")
+    return 0
+
+
+def _add_teacher(sub) -> None:
+    p = sub.add_parser(
+        "teacher",
+        help="train the synthetic world's caption CLIP teacher (the one the package ships)",
+    )
+    p.add_argument("--out", required=True, help="folder for teacher.safetensors and teacher.json")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="CaptionCLIPConfig fields")
+    p.set_defaults(handler=_run_teacher)
+
+
+def _run_teacher(args: argparse.Namespace) -> int:
+    import json
+
+    from zeroseg.config import resolve_config
+    from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, train_caption_clip
+
+    config = resolve_config(CaptionCLIPConfig, overrides=args.overrides)
+    weights = train_caption_clip(config, args.out, progress=not args.no_progress)
+    meta = json.loads(weights.with_name("teacher.json").read_text())
+    print(f"{weights}: zero-shot {meta['zero_shot']}, views {meta['view_accuracy']}")
     return 0
 
 
@@ -333,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_evaluate,
         _add_prepare,
         _add_demo,
+        _add_teacher,
     )
     for add in (*commands, _add_config):
         add(sub)

@@ -81,7 +81,7 @@ class CLIPTeacher(nn.Module):
     @torch.no_grad()
     def encode_images(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) [0,1] images, resized to the teacher's size -> (B, D) embeddings."""
-        images = _resize(images, self.image_size)
+        images = resize_views(images, self.image_size)
         return self.clip.encode_image(self.normalize(images)).float()
 
     @torch.no_grad()
@@ -109,7 +109,9 @@ class CLIPTeacher(nn.Module):
         Returns:
             (B, n, D) embeddings (not normalised), from one batched forward.
         """
-        crops = [_resize(images[:, :, y0:y1, x0:x1], self.image_size) for y0, y1, x0, x1 in boxes]
+        crops = [
+            resize_views(images[:, :, y0:y1, x0:x1], self.image_size) for y0, y1, x0, x1 in boxes
+        ]
         views = torch.stack(crops, dim=1).flatten(0, 1)  # (B*n, 3, S, S)
         embeddings = self.clip.encode_image(self.normalize(views)).float()
         return embeddings.view(images.shape[0], len(crops), -1)
@@ -142,7 +144,8 @@ class CLIPTeacher(nn.Module):
         return torch.stack(embeddings)
 
 
-def _resize(images: Tensor, size: int) -> Tensor:
+def resize_views(images: Tensor, size: int) -> Tensor:
+    """(B, 3, h, w) [0,1] crops -> (B, 3, size, size): bicubic, antialiased, clamped to [0, 1]."""
     if images.shape[-2:] == (size, size):
         return images
     out = F.interpolate(
@@ -183,8 +186,13 @@ def _seeded(seed: int, make):
 def _load_state_dict(model: nn.Module, path: Path) -> None:
     if not path.is_file():
         raise ZeroSegError(f"teacher checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

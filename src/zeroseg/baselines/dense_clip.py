@@ -8,6 +8,10 @@ the class text embeddings, times the logit scale, gives per-patch query logits; 
 bilinearly to the window, soft-maxed over all queries, and a class takes the max over its synonyms.
 Background and the optional top-k restriction follow ``zeroseg.inference``'s rules (``TextQueries``).
 
+For a ModifiedResNet tower (MaskCLIP's ResNet variant) the attention pool's query-key attention is
+dropped in the same way: its value and output projections map every position of the last feature
+map (stride 32) into the joint space, with no positional embedding.
+
 ``residual=True`` reproduces MaskCLIP's released code instead of its paper text: the value path
 is added to the block input and followed by the block's MLP (x + v, then + mlp(ln_2(.))).
 
@@ -19,11 +23,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import Tensor, nn
 
 from zeroseg.errors import ZeroSegError
 from zeroseg.inference import InferenceConfig, WindowSegmenter, pad_to_multiple
+
+RESNET_STRIDE = 32  # ModifiedResNet: stem /4, then layers 2, 3 and 4 each /2
 
 
 class DenseCLIPSegmenter(WindowSegmenter):
@@ -42,6 +49,9 @@ class DenseCLIPSegmenter(WindowSegmenter):
         _check_visual(teacher.clip.visual)
         super().__init__(teacher, config)
         self.residual = residual
+        visual = teacher.clip.visual
+        self.is_resnet = isinstance(visual, ModifiedResNet)
+        self.stride = RESNET_STRIDE if self.is_resnet else visual.patch_size[0]
 
     def window_scores(self, window: Tensor) -> Tensor:
         """(1, 3, h, w) [0,1] window -> (C, h, w) class scores (background channel first if set)."""
@@ -49,10 +59,10 @@ class DenseCLIPSegmenter(WindowSegmenter):
         h, w = window.shape[-2:]
         features = self.dense_features(window)  # (D, gh, gw)
         logits = vocab.logits(features.permute(1, 2, 0), cfg.logit_scale)  # (gh, gw, Q)
-        patch = self.teacher.clip.visual.patch_size[0]
         logits = F.interpolate(
-            logits.permute(2, 0, 1)[None], scale_factor=patch, mode="bilinear", align_corners=False
-        )[0, :, :h, :w].permute(1, 2, 0)  # (h, w, Q)
+            logits.permute(2, 0, 1)[None], scale_factor=self.stride, mode="bilinear",
+            align_corners=False,
+        )[0, :, :h, :w].permute(1, 2, 0)  # (h, w, Q)  # fmt: skip
         probs = vocab.class_max(logits.softmax(-1))  # (h, w, K')
         if cfg.top_k_classes > 0:
             image_embedding = self.teacher.encode_images(window)[0]
@@ -70,8 +80,10 @@ class DenseCLIPSegmenter(WindowSegmenter):
         position embedding is resampled (bicubic) to the patch grid.
         """
         visual = self.teacher.clip.visual
-        window, _ = pad_to_multiple(window, visual.patch_size[0])
+        window, _ = pad_to_multiple(window, self.stride)
         pixels = self.teacher.normalize(window).to(visual.conv1.weight.dtype)
+        if self.is_resnet:
+            return _resnet_value_readout(visual, pixels)
         x = visual.conv1(pixels)  # (1, width, gh, gw)
         grid = x.shape[-2:]
         x = x.flatten(2).transpose(1, 2)
@@ -91,10 +103,22 @@ class DenseCLIPSegmenter(WindowSegmenter):
         return tokens[0].transpose(0, 1).reshape(-1, *grid).float()
 
 
+def _resnet_value_readout(visual: ModifiedResNet, pixels: Tensor) -> Tensor:
+    """MaskCLIP's ResNet readout: the attention pool without query-key attention, i.e. its value
+    and output projections applied to every position of the last feature map -> (D, gh, gw)."""
+    x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(pixels)))))
+    pool = visual.attnpool
+    values = F.linear(x[0].permute(1, 2, 0), pool.v_proj.weight, pool.v_proj.bias)  # (gh, gw, C)
+    return pool.c_proj(values).permute(2, 0, 1).float()
+
+
 def _check_visual(visual: nn.Module) -> None:
+    if isinstance(visual, ModifiedResNet):
+        return
     if not isinstance(visual, VisionTransformer):
         raise ZeroSegError(
-            f"dense CLIP readout needs an open_clip VisionTransformer, got {type(visual).__name__}"
+            "dense CLIP readout needs an open_clip VisionTransformer or ModifiedResNet, got "
+            f"{type(visual).__name__}"
         )
     if visual.attn_pool is not None:
         raise ZeroSegError("dense CLIP readout does not support attentional pooling towers")

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from zeroseg.atomic import atomic_write_text
+from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
 from zeroseg.baselines.teacher_crops import GridCropSegmenter, SlidingCropSegmenter
 from zeroseg.config import ExperimentConfig, check, load_config
 from zeroseg.data.segmentation import VOCSegmentation
@@ -61,16 +62,17 @@ class DemoConfig:
     preset: str = "synthetic"
     student_overrides: tuple[str, ...] = ()  # student experiment config overrides (key=value)
     teacher: CaptionCLIPConfig = field(default_factory=CaptionCLIPConfig)
+    train_teacher: bool = False  # retrain the teacher instead of using the shipped or cached one
 
     def __post_init__(self) -> None:
         for name in ("train_images", "val_images", "image_size", "steps"):
             check(getattr(self, name) > 0, f"demo {name} must be positive")
+        load_config(self.preset, list(self.student_overrides))  # refuse bad overrides up front
 
 
 def teacher_cache(cfg: DemoConfig) -> Path:
-    """The teacher's cache folder: one per close-up share, so variants do not evict the default."""
-    share = cfg.teacher.zoom_probability
-    return cfg.cache_dir / ("teacher" if not share else f"teacher-close-ups-{share:g}")
+    """Where a teacher trained by the demo is kept (the package ships the default one)."""
+    return cfg.cache_dir / "teacher"
 
 
 def write_world(cfg: DemoConfig) -> tuple[Path, Path]:
@@ -108,8 +110,13 @@ def student_config(cfg: DemoConfig, train_dir: Path, teacher_path: Path) -> Expe
     return load_config(cfg.preset, teacher + run + list(cfg.student_overrides))
 
 
+DENSE_SHORT_SIDES = (128, 256)  # MaskCLIP readout resolutions: 4x4 and 8x8 stride-32 features
+
+
 def teacher_baselines(teacher, image_size: int) -> dict:
-    """The teacher-only baselines: grid crops (2x2, 3x3, 4x4) and two sliding windows."""
+    """The teacher-only baselines: grid crops (2x2, 3x3, 4x4), two sliding windows, and the
+    MaskCLIP-style dense readout of the teacher (the paper's own teacher-only baseline) with the
+    scene enlarged to each of ``DENSE_SHORT_SIDES``."""
     methods = {}
     for grid in (2, 3, 4):
         methods[f"teacher_grid{grid}x{grid}"] = GridCropSegmenter(
@@ -118,6 +125,9 @@ def teacher_baselines(teacher, image_size: int) -> dict:
     for window, stride in ((0.5, 0.125), (0.375, 0.125)):
         name = f"teacher_sliding{round(window * image_size)}s{round(stride * image_size)}"
         methods[name] = SlidingCropSegmenter(teacher, window, stride, templates="simple1")
+    for short in DENSE_SHORT_SIDES:
+        dense = InferenceConfig(short_side=short, mode="whole", templates="simple1")
+        methods[f"teacher_dense{short}"] = DenseCLIPSegmenter(teacher, dense)
     return methods
 
 
@@ -153,7 +163,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     train_dir, val_dir = write_world(cfg)
     logger.info("world: %d training scenes, %d validation scenes in %s", cfg.train_images,
                 cfg.val_images, cfg.out_dir / "data")  # fmt: skip
-    teacher_path = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg), progress)
+    teacher_path = load_or_train_caption_clip(
+        cfg.teacher, teacher_cache(cfg), progress, retrain=cfg.train_teacher
+    )
     teacher_meta = json.loads(teacher_path.with_suffix(".json").read_text())
     config = student_config(cfg, train_dir, teacher_path)
     run_dir = cfg.out_dir / "run"
@@ -164,6 +176,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     methods = build_methods(run_dir, list(dataset.class_names), cfg.image_size)
     metrics, predictions = evaluate_methods(methods, dataset, dataset.class_names, progress)
     metrics["teacher_zero_shot"] = teacher_meta["zero_shot"]
+    metrics["teacher_view_accuracy"] = teacher_meta.get("view_accuracy")
     baselines = {
         k: v["miou"] for k, v in metrics.items() if k.startswith("teacher_") and "miou" in v
     }

@@ -1,4 +1,8 @@
-"""How the synthetic world paints pixels: stuff textures, shape masks, object fills, camera nuisances.
+"""How the synthetic world paints pixels: stuff textures, shape masks, object surfaces, nuisances.
+
+World version 2: each object class has its own family of surfaces (a pattern, a hue range that
+overlaps its neighbours', a period and a contrast range; ``SURFACE_FAMILIES``), so a part of an
+object tells its class, as fur or a wheel does in a photo; the outline still matters.
 
 Pure numpy functions of a ``np.random.Generator``; ``scenes.py`` composes them into scenes. Images
 are float (H, W, 3) in [0, 1] until ``scenes.py`` quantises them.
@@ -8,13 +12,13 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 MIN_CONTRAST = 0.45  # RGB distance between an object's colour and the mean colour under it
 OUTLINE_PROBABILITY = 0.5  # chance of a one-pixel dark or light outline around an object
-FILL_STYLE_PROBABILITIES = (0.55, 0.1, 0.1, 0.25)  # shaded flat, stripes, spots, grainy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,33 +196,90 @@ def object_mask(rng, name: str, h: int, w: int, radius: float, margin: float = 0
     return _shape_mask(name, u * rng.uniform(0.85, 1.18), v, rng)
 
 
-def object_fill(rng, mask: np.ndarray, under: np.ndarray) -> np.ndarray:
-    """(h, w, 3) appearance of an object: a random colour (contrasting with what lies under it)
-    with a random fill style; shape-independent by construction."""
+@dataclass(frozen=True)
+class SurfaceFamily:
+    """The surface appearance shared by one object class, varied within the class.
+
+    Attributes:
+        pattern: the pattern painted on the object (``PATTERNS``), two colours mixed by it.
+        hue: (low, high) hue range of the main colour; neighbouring classes' ranges overlap, so no
+            single colour decides the class.
+        period: (low, high) pattern period in pixels.
+        contrast: (low, high) value difference of the second colour from the first.
+    """
+
+    pattern: str
+    hue: tuple[float, float]
+    period: tuple[float, float]
+    contrast: tuple[float, float] = (0.25, 0.6)
+
+
+# One family per object class (``scenes.OBJECT_CLASSES`` order): hue ranges 0.2 wide, centres
+# 1/8 apart, so each range overlaps both neighbours'; the pattern is the class's part structure.
+SURFACE_FAMILIES: dict[str, SurfaceFamily] = {
+    "circle": SurfaceFamily("dots", (-0.1, 0.1), (5.0, 8.0)),
+    "square": SurfaceFamily("checks", (0.025, 0.225), (4.0, 7.0)),
+    "triangle": SurfaceFamily("stripes", (0.15, 0.35), (3.0, 6.0)),
+    "star": SurfaceFamily("waves", (0.275, 0.475), (5.0, 9.0)),
+    "cross": SurfaceFamily("grid", (0.4, 0.6), (4.0, 7.0)),
+    "ring": SurfaceFamily("rings", (0.525, 0.725), (3.0, 6.0)),
+    "heart": SurfaceFamily("speckle", (0.65, 0.85), (2.0, 4.0)),
+    "crescent": SurfaceFamily("zigzag", (0.775, 0.975), (4.0, 8.0)),
+}
+
+
+def _pattern(rng, name: str, y: np.ndarray, x: np.ndarray, period: float, centre) -> np.ndarray:
+    """(h, w) mix in [0, 1] between an object's two colours (1 = second colour)."""
+    angle = rng.uniform(0, np.pi)
+    along = x * np.cos(angle) + y * np.sin(angle)
+    across = -x * np.sin(angle) + y * np.cos(angle)
+    if name == "dots":
+        fu, fv = (along / period) % 1 - 0.5, (across / period) % 1 - 0.5
+        return (fu * fu + fv * fv < rng.uniform(0.06, 0.12)).astype(np.float32)
+    if name == "checks":
+        return ((np.floor(along / period) + np.floor(across / period)) % 2).astype(np.float32)
+    if name == "stripes":
+        return ((along % period) < period * rng.uniform(0.35, 0.6)).astype(np.float32)
+    if name == "waves":
+        return 0.5 + 0.5 * np.sin(2 * np.pi * along / period + 2 * np.sin(across / period))
+    if name == "grid":
+        width = rng.uniform(1.0, 1.6)
+        return (((along % period) < width) | ((across % period) < width)).astype(np.float32)
+    if name == "rings":
+        radius = np.sqrt((y - centre[0]) ** 2 + (x - centre[1]) ** 2)
+        return ((radius % period) < period / 2).astype(np.float32)
+    if name == "speckle":
+        h, w = y.shape
+        cells = max(2, int(max(h, w) / period))
+        return (noise(rng, h, w, cells, cells) > rng.uniform(0.5, 0.6)).astype(np.float32)
+    if name == "zigzag":
+        phase = np.abs((along / period) % 2 - 1) * period
+        return (((across + phase) % period) < period / 2).astype(np.float32)
+    raise ValueError(name)
+
+
+def object_fill(rng, mask: np.ndarray, under: np.ndarray, name: str) -> np.ndarray:
+    """(h, w, 3) appearance of an object of class ``name``: its class's pattern in two colours
+    from its class's hue range (``SURFACE_FAMILIES``), contrasting with what lies under it."""
+    family = SURFACE_FAMILIES[name]
     h, w = mask.shape
     mean_under = under[mask].mean(axis=0) if mask.any() else np.full(3, 0.5, np.float32)
     for _ in range(12):
-        colour = _hsv(rng.random(), rng.uniform(0.35, 1.0), rng.uniform(0.3, 1.0))
+        hue = rng.uniform(*family.hue)
+        colour = _hsv(hue, rng.uniform(0.45, 1.0), rng.uniform(0.45, 1.0))
         if np.linalg.norm(colour - mean_under) > MIN_CONTRAST:
             break
+    value = float(colorsys.rgb_to_hsv(*colour)[2])
+    shift = rng.uniform(*family.contrast) * (1 if value < 0.6 else -1)
+    other = _hsv(
+        hue + rng.uniform(-0.04, 0.04), rng.uniform(0.3, 1.0), np.clip(value + shift, 0, 1)
+    )
     y, x = pixel_grid(h, w)
-    style = rng.choice(4, p=FILL_STYLE_PROBABILITIES)
-    if style == 0:  # flat with a linear shading
-        angle = rng.uniform(0, 2 * np.pi)
-        ramp = (x * np.cos(angle) + y * np.sin(angle)) / max(h, w)
-        fill = colour * (1 + rng.uniform(0, 0.4) * (ramp - ramp[mask].mean()))[..., None]
-    elif style == 1:  # stripes of two colours
-        angle = rng.uniform(0, np.pi)
-        period = rng.uniform(3, 7)
-        stripes = ((x * np.cos(angle) + y * np.sin(angle)) % period) < period / 2
-        other = _hsv(rng.random(), rng.uniform(0.2, 1.0), rng.uniform(0.2, 1.0))
-        fill = np.where(stripes[..., None], colour, other)
-    elif style == 2:  # spots
-        spots = noise(rng, h, w, h // 5, w // 5) > rng.uniform(0.6, 0.75)
-        other = _hsv(rng.random(), rng.uniform(0.2, 1.0), rng.uniform(0.2, 1.0))
-        fill = np.where(spots[..., None], other, colour)
-    else:  # grainy
-        fill = colour * (1 + rng.normal(0, 0.12, (h, w, 1))).astype(np.float32)
+    ys, xs = np.nonzero(mask)
+    centre = (ys.mean(), xs.mean()) if len(ys) else (h / 2, w / 2)
+    mix = _pattern(rng, family.pattern, y, x, rng.uniform(*family.period), centre)[..., None]
+    fill = colour * (1 - mix) + other * mix
+    fill = fill * (1 + rng.normal(0, 0.05, (h, w, 1))).astype(np.float32)
     if rng.random() < OUTLINE_PROBABILITY:  # a one-pixel outline, darker or lighter
         core = mask.copy()
         core[1:] &= mask[:-1]
@@ -226,7 +287,7 @@ def object_fill(rng, mask: np.ndarray, under: np.ndarray) -> np.ndarray:
         core[:, 1:] &= mask[:, :-1]
         core[:, :-1] &= mask[:, 1:]
         fill[mask & ~core] = rng.choice([0.05, 0.95])
-    return fill
+    return fill.astype(np.float32)
 
 
 def nuisance(rng, image: np.ndarray) -> np.ndarray:

@@ -53,6 +53,18 @@ def legend(class_names: list[str]) -> Image.Image:
     return img
 
 
+def _per_class_table(metrics: dict, class_names: list[str]) -> list[str]:
+    """Per-class IoU (percent) of every method, one row per method."""
+    methods = {k: v for k, v in metrics.items() if "per_class_iou" in v}
+    lines = ["Per-class IoU:", "", "| method | " + " | ".join(class_names) + " |"]
+    lines.append("|---" * (len(class_names) + 1) + "|")
+    for name, m in methods.items():
+        values = [m["per_class_iou"].get(c) for c in class_names]
+        cells = ["n/a" if v is None or v != v else f"{v:.1f}" for v in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(out_dir: Path, dataset, metrics: dict, predictions: dict, best: str) -> Path:
     """Write ``report.md`` plus ``report/*.png`` into ``out_dir``; returns the page's path."""
     pictures = out_dir / "report"
@@ -78,8 +90,15 @@ def write_report(out_dir: Path, dataset, metrics: dict, predictions: dict, best:
             + " | ".join(map(str, extra))
             + " |"
         )
+    lines += ["", *_per_class_table(metrics, list(dataset.class_names)), ""]
     zero_shot = metrics.get("teacher_zero_shot", {})
-    lines += ["", f"Teacher zero-shot accuracy on single-object scenes: {zero_shot}", ""]
+    lines += [f"Teacher zero-shot accuracy on single-object scenes: {zero_shot}", ""]
+    views = metrics.get("teacher_view_accuracy") or {}
+    if views:
+        lines += ["Teacher zero-shot labels of grid cells of held-out scenes (majority class):", ""]
+        lines += ["| grid | object cells right | stuff cells right |", "|---|---|---|"]
+        lines += [f"| {g} | {v['objects']} | {v['stuff']} |" for g, v in views.items()]
+        lines.append("")
     atomic_write_bytes(pictures / "legend.png", png_bytes(legend(list(dataset.class_names))))
     lines += ["Columns: " + ", ".join(COLUMNS) + ".", "", "![legend](report/legend.png)", ""]
     for index, (student, baseline) in enumerate(zip(predictions["zeroseg"], predictions[best])):

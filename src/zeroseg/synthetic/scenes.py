@@ -3,8 +3,9 @@
 A scene is one or two textured "stuff" regions (sky above grass, water on sand, ...) with 1 to 4
 shapes painted over them; later shapes occlude earlier ones and the label map holds what is visible.
 Every pixel carries a class index into ``CLASS_NAMES`` (stuff classes first, then object classes);
-there is no separate background class. Object colours and fill styles are drawn independently of the
-shape, so only the outline tells a shape apart; stuff regions are textures with jittered colour.
+there is no separate background class. Each object class has its own surface family (pattern and
+overlapping hue range, ``painting.SURFACE_FAMILIES``), so parts of objects can be recognised as well
+as outlines; stuff regions are textures with jittered colour.
 
 Everything is numpy and deterministic: scene ``i`` of seed ``s`` is drawn from
 ``np.random.default_rng([s, i])`` whatever the number of scenes asked for. ``painting.py`` paints
@@ -19,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from zeroseg.synthetic.painting import (
     STUFF_TEXTURES,
@@ -45,11 +45,10 @@ CLASS_NAMES: tuple[str, ...] = STUFF_CLASSES + OBJECT_CLASSES
 NUM_STUFF = len(STUFF_CLASSES)
 
 # Bump WORLD_VERSION whenever the rendering changes: cached teachers of the old world retrain.
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 STUFF_OMIT_PROBABILITY = 0.3  # captions naming the shapes only ("a photo of a star.")
 CAPTION_MIN_AREA = 0.01  # a class is named in the caption when it covers >= 1% of the pixels
 _SINGLE_SALT = 7919  # separates the single-object stream from the scene stream of the same seed
-_ZOOM_SALT = 104729  # draws of the close-up crops, apart from the scene's own stream
 
 _TEMPLATES = (
     "a photo of {objects} on {stuff}.",
@@ -60,6 +59,11 @@ _TEMPLATES = (
     "{stuff} with {objects}.",
 )
 _STUFF_ONLY_TEMPLATES = ("a photo of {stuff}.", "a picture of {stuff}.")
+_STUFF_FIRST_TEMPLATES = (
+    "a photo of {stuff} with {objects}.",
+    "{stuff} with {objects}.",
+    "a picture of {stuff} and {objects}.",
+)
 _OBJECT_ONLY_TEMPLATES = ("a photo of {objects}.", "a picture of {objects}.", "{objects}.")
 
 
@@ -128,10 +132,27 @@ def make_caption(rng: np.random.Generator, labels: np.ndarray, stuff: tuple[int,
     counts = np.bincount(labels.ravel(), minlength=len(CLASS_NAMES))
     named = counts >= CAPTION_MIN_AREA * labels.size
     objects = [k for k in range(NUM_STUFF, len(CLASS_NAMES)) if named[k]]
-    rng.shuffle(objects)
-    stuff_words = _join([STUFF_CLASSES[k] for k in stuff if named[k]] or [""])
+    return caption_for(rng, objects, [k for k in stuff if named[k]])
+
+
+def caption_for(
+    rng: np.random.Generator, objects: list[int], stuff: list[int], stuff_first: bool = False
+) -> str:
+    """A caption naming ``objects`` and ``stuff`` (class indices).
+
+    By default objects are shuffled and come first, and a share ``STUFF_OMIT_PROBABILITY`` of
+    captions leave the stuff out. With ``stuff_first`` (a view where stuff covers more than the
+    objects) both lists keep the given order (largest first), the stuff is always named, and it
+    leads the sentence ("grass with a star"), as a caption says what a photo mostly shows.
+    """
+    objects = list(objects)
+    if not stuff_first:
+        rng.shuffle(objects)
+    stuff_words = _join([STUFF_CLASSES[k] for k in stuff] or [""])
     object_words = _join([f"a {CLASS_NAMES[k]}" for k in objects] or [""])
-    if objects and (not stuff_words or rng.random() < STUFF_OMIT_PROBABILITY):
+    if objects and stuff_first and stuff_words:
+        template = str(rng.choice(_STUFF_FIRST_TEMPLATES))
+    elif objects and (not stuff_words or rng.random() < STUFF_OMIT_PROBABILITY):
         template = str(rng.choice(_OBJECT_ONLY_TEMPLATES))
     elif not objects:
         template = str(rng.choice(_STUFF_ONLY_TEMPLATES))
@@ -166,7 +187,7 @@ def render_scene(
     objects = []
     for k in object_classes:
         mask = object_mask(rng, CLASS_NAMES[k], size, size, size * rng.uniform(low, high))
-        image = np.where(mask[..., None], object_fill(rng, mask, image), image)
+        image = np.where(mask[..., None], object_fill(rng, mask, image, CLASS_NAMES[k]), image)
         labels = np.where(mask, k, labels)
         objects.append(SceneObject(k, mask))
     image = nuisance(rng, image)
@@ -199,7 +220,7 @@ def generate_single_object_scene(seed: int, index: int, size: int = 64) -> Scene
     stuff = (index // len(OBJECT_CLASSES)) % NUM_STUFF
     image = STUFF_TEXTURES[STUFF_CLASSES[stuff]](rng, size, size)
     mask = object_mask(rng, CLASS_NAMES[obj], size, size, size * rng.uniform(0.2, 0.34), 1.0)
-    image = np.where(mask[..., None], object_fill(rng, mask, image), image)
+    image = np.where(mask[..., None], object_fill(rng, mask, image, CLASS_NAMES[obj]), image)
     labels = np.where(mask, obj, stuff).astype(np.uint8)
     caption = make_caption(rng, labels, (stuff,))
     pixels = (nuisance(rng, image) * 255 + 0.5).astype(np.uint8)
@@ -210,49 +231,18 @@ def generate_single_object_scene(seed: int, index: int, size: int = 64) -> Scene
 # in-memory sets
 
 
-def zoom_in(scene: Scene, rng: np.random.Generator, fraction: float) -> Scene:
-    """The same scene seen through a longer lens: a random square crop of side ``fraction * H``,
-    resized back to H x W (image bicubic, labels nearest), captioned afresh from what is in view.
-    """
-    size = scene.labels.shape[0]
-    side = max(1, round(fraction * size))
-    y0, x0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
-
-    def crop(array: np.ndarray, resample: Image.Resampling) -> np.ndarray:
-        window = Image.fromarray(array[y0 : y0 + side, x0 : x0 + side])
-        return np.asarray(window.resize((size, size), resample))
-
-    labels = crop(scene.labels, Image.Resampling.NEAREST)
-    objects = tuple(
-        SceneObject(o.class_index, crop(o.mask.astype(np.uint8), Image.Resampling.NEAREST) > 0)
-        for o in scene.objects
-    )
-    stuff = tuple(k for k in scene.stuff if (labels == k).any())
-    caption = make_caption(rng, labels, stuff)
-    return Scene(crop(scene.image, Image.Resampling.BICUBIC), labels, caption, objects, stuff)
-
-
 def scene_bank(
     n: int,
     seed: int,
     size: int = 64,
     max_objects: int = 4,
     radius_range: tuple[float, float] | None = None,
-    zoom_probability: float = 0.0,
-    zoom_range: tuple[float, float] = (0.25, 0.75),
 ) -> tuple[np.ndarray, list[str]]:
-    """Scenes ``0 .. n-1`` of stream ``seed`` as (N, H, W, 3) uint8 images and N captions.
-
-    A share ``zoom_probability`` of them are close-ups (``zoom_in``, side fraction drawn from
-    ``zoom_range``): still whole photographs with captions of what they show.
-    """
+    """Scenes ``0 .. n-1`` of stream ``seed`` as (N, H, W, 3) uint8 images and N captions."""
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     captions = []
     for i in range(n):
         scene = generate_scene(seed, i, size, max_objects, radius_range)
-        rng = np.random.default_rng([seed, i, _ZOOM_SALT])
-        if rng.random() < zoom_probability:
-            scene = zoom_in(scene, rng, rng.uniform(*zoom_range))
         images[i] = scene.image
         captions.append(scene.caption)
     return images, captions
