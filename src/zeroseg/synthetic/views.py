@@ -8,8 +8,6 @@ student is distilled from).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import open_clip
 import torch
@@ -38,6 +36,19 @@ def preprocess(images: Tensor, image_size: int) -> Tensor:
     return ((images - _MEAN) / _STD).contiguous(memory_format=torch.channels_last)
 
 
+def input_size(model: nn.Module) -> int:
+    """The square input size of an open_clip model's image tower."""
+    size = model.visual.image_size
+    return int(size[0] if isinstance(size, tuple | list) else size)
+
+
+def image_features(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+    """(N, H, W, 3) uint8 or (N, 3, H, W) [0,1] images -> (N, D) normalised embeddings."""
+    size = input_size(model)
+    chunks = images.split(batch_size)
+    return torch.cat([model.encode_image(preprocess(c, size), normalize=True) for c in chunks])
+
+
 @torch.no_grad()
 def zero_shot_accuracy(
     model: nn.Module,
@@ -56,15 +67,8 @@ def zero_shot_accuracy(
     Returns:
         ``{"objects": accuracy, "backgrounds": accuracy}`` in [0, 1].
     """
-    size = model.visual.image_size
-    image_size = int(size[0] if isinstance(size, tuple | list) else size)
     images, objects, backgrounds = single_object_set(num_images, seed, scene_size)
-    features = torch.cat(
-        [
-            model.encode_image(preprocess(torch.from_numpy(chunk), image_size), normalize=True)
-            for chunk in np.array_split(images, max(1, math.ceil(num_images / batch_size)))
-        ]
-    )
+    features = image_features(model, torch.from_numpy(images), batch_size)
     result = {}
     for key, names, truth in (
         ("objects", OBJECT_CLASSES, objects),
@@ -94,8 +98,7 @@ def view_accuracy(
     Returns:
         ``{"2x2": {"objects", "stuff", "object_cells", "stuff_cells"}, ...}``, accuracies in [0, 1].
     """
-    size = model.visual.image_size
-    image_size = int(size[0] if isinstance(size, tuple | list) else size)
+    image_size = input_size(model)
     texts = model.encode_text(tokenizer([template.format(n) for n in CLASS_NAMES]), normalize=True)
     scenes = [generate_scene(seed, i, scene_size) for i in range(num_scenes)]
     result = {}
@@ -107,11 +110,7 @@ def view_accuracy(
                 crops.append(resize_views(pixels[:, :, y0:y1, x0:x1], image_size))
                 counts = np.bincount(scene.labels[y0:y1, x0:x1].ravel(), minlength=len(CLASS_NAMES))
                 truth.append(int(counts.argmax()))
-        images = torch.cat(crops)
-        features = torch.cat(
-            [model.encode_image(preprocess(chunk, image_size), normalize=True)
-             for chunk in images.split(512)]
-        )  # fmt: skip
+        features = image_features(model, torch.cat(crops))
         predicted = (features @ texts.T).argmax(dim=1).numpy()
         truth_array = np.array(truth)
         is_object = truth_array >= NUM_STUFF
