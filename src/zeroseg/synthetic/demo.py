@@ -2,7 +2,8 @@
 
 1. Scenes: unlabelled training images (a plain image folder) and a labelled VOC-style validation
    tree, written to disk so the library's ordinary readers are used.
-2. Teacher: a small CLIP trained on whole scenes and their captions only (cached across runs).
+2. Teacher: the small CLIP the package ships, trained on captioned crops of scenes at every scale
+   (captions only; ``--train-teacher`` retrains it into the cache).
 3. Student: the core training loop distils the teacher into a ZeroSeg student, unlabelled images only.
 4. Evaluation: the student's zero-shot segmentation (class names through the teacher's text encoder)
    against teacher-only baselines (grid crops, sliding windows) on the same validation scenes.
