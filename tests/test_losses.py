@@ -151,3 +151,23 @@ def test_overlap_matching_follows_position_not_embedding():
     assert matched.tolist() == [[0, 0]]
     with pytest.raises(ValueError, match="overlap"):
         segment_matching_loss(segments, local, "mean", "overlap")
+
+
+def test_inside_matching_prefers_the_small_cell_a_segment_covers():
+    from zeroseg.losses import segment_view_share
+
+    boxes = grid_boxes(16, 16, (2, 4))  # views: 4 cells of 8 px, then 16 cells of 4 px
+    coverage = patch_box_coverage((4, 4), 4, boxes).unsqueeze(0)  # (1, 16 patches, 20 views)
+    assignment = torch.zeros(1, 16, 2)
+    assignment[0, :, 1] = 1.0
+    for patch in (0, 1, 4):  # segment 0: three of the four patches of the top-left 8 px cell
+        assignment[0, patch] = torch.tensor([1.0, 0.0])
+    share = segment_view_share(assignment, coverage)
+    iou = segment_view_iou(assignment, coverage)
+    assert share[0, 0, 0] == pytest.approx(0.75) and share[0, 0, 4] == pytest.approx(1.0)
+    assert iou[0, 0, 0] == pytest.approx(0.75) and iou[0, 0, 4] == pytest.approx(1 / 3)
+    segments, local = torch.zeros(1, 2, 3), torch.zeros(1, 20, 3)
+    _, by_iou = segment_matching_loss(segments, local, "mean", "overlap", iou)
+    _, inside = segment_matching_loss(segments, local, "mean", "inside", share)
+    assert by_iou[0, 0].item() == 0  # the 8 px cell, a quarter of which is not the segment
+    assert inside[0, 0].item() == 4  # a 4 px cell wholly inside the segment

@@ -105,7 +105,8 @@ class LossConfig:
     reconstruction_weight: float = 1.0  # [guess 11]
     distillation_weight: float = 1.0
     matching_weight: float = 1.0  # 0 disables segment matching (Table 4 ablations)
-    matching: Literal["nearest", "one_to_one", "bidirectional", "overlap"] = "nearest"  # paper
+    # "nearest" is the paper; the others are options beyond it (losses.segment_matching_loss)
+    matching: Literal["nearest", "one_to_one", "bidirectional", "overlap", "inside"] = "nearest"
     distillation_views: Literal["all", "full"] = "all"  # "full" = Base: z to the full image only
     normalize: bool = True  # [guess 9] L2-normalise z, g and views before the L1 losses
     reduction: Literal["mean", "sum"] = "mean"  # [guess 10] over views and segment tokens

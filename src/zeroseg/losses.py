@@ -88,15 +88,18 @@ def segment_matching_loss(
         segments: (B, S, D) segment embeddings g_i.
         local_views: (B, V_local, D) local-region teacher embeddings (full image excluded).
         reduction: "mean" or "sum" over segment tokens.
-        mode: "nearest", "one_to_one", "bidirectional" or "overlap".
-        overlap: (B, S, V_local) segment-to-view IoU (``segment_view_iou``), for ``"overlap"``.
+        mode: "nearest", "one_to_one", "bidirectional", "overlap" or "inside".
+        overlap: (B, S, V_local) for ``"overlap"`` the segment-to-view IoU
+            (``segment_view_iou``), for ``"inside"`` the share of each view inside the segment
+            (``segment_view_share``): the token takes the view it covers most, so a segment over
+            an object takes a small cell of that object rather than a large cell around it.
 
     Returns:
         scalar loss, and (B, S) index of the matched local view per segment token.
     """
     distances = l1_distance(segments.unsqueeze(2), local_views.unsqueeze(1))  # (B, S, V_local)
     with torch.no_grad():
-        if mode == "overlap":
+        if mode in ("overlap", "inside"):
             if overlap is None:
                 raise ValueError("overlap matching needs the segment-to-view overlaps")
             nearest = distances.argmin(dim=2)  # for segments that own (almost) no patch
@@ -166,6 +169,20 @@ def segment_view_iou(assignment: Tensor, coverage: Tensor) -> Tensor:
     inter = assignment.transpose(1, 2) @ coverage  # (B, S, V)
     union = assignment.sum(1).unsqueeze(2) + coverage.sum(1).unsqueeze(1) - inter
     return inter / union.clamp(min=1e-6)
+
+
+def segment_view_share(assignment: Tensor, coverage: Tensor) -> Tensor:
+    """Share of each view's region that lies in each segment, counted in (soft) patches.
+
+    Args:
+        assignment: (B, N, S) patch-to-segment probabilities (the composed soft maps).
+        coverage: (B, N, V) share of each patch inside each view's box (``patch_box_coverage``).
+
+    Returns:
+        (B, S, V) in [0, 1].
+    """
+    inter = assignment.transpose(1, 2) @ coverage  # (B, S, V)
+    return inter / coverage.sum(1).unsqueeze(1).clamp(min=1e-6)
 
 
 def one_to_one(distances: Tensor) -> Tensor:
@@ -247,12 +264,14 @@ def zeroseg_losses(
             global_embedding, targets, cfg.reduction
         )
         total = total + cfg.distillation_weight * out["distillation_loss"]
-    needs_maps = cfg.grouping_information_weight or cfg.matching == "overlap"
+    needs_maps = cfg.grouping_information_weight or cfg.matching in ("overlap", "inside")
     assignment = compose_assignments(soft_assignments) if needs_maps and soft_assignments else None
     if cfg.matching_weight and views.shape[1] > 1:
         overlap = None
-        if cfg.matching == "overlap" and assignment is not None and view_coverage is not None:
-            overlap = segment_view_iou(assignment.detach().float(), view_coverage.float())
+        inside_views = cfg.matching in ("overlap", "inside") and view_coverage is not None
+        if inside_views and assignment is not None:
+            measure = segment_view_iou if cfg.matching == "overlap" else segment_view_share
+            overlap = measure(assignment.detach().float(), view_coverage.float())
         loss, matched = segment_matching_loss(
             segments, views[:, 1:], cfg.reduction, cfg.matching, overlap
         )

@@ -77,7 +77,7 @@ class DistillationTask(nn.Module):
 
     def _view_coverage(self, images: Tensor, visible: Tensor, patch_size: int) -> Tensor | None:
         """(B, N_vis, V - 1) share of each visible patch in each local view (overlap matching)."""
-        if self.loss_cfg.matching != "overlap":
+        if self.loss_cfg.matching not in ("overlap", "inside"):
             return None
         height, width = images.shape[-2:]
         boxes = grid_boxes(height, width, self.teacher.grids)[1:]
