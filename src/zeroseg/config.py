@@ -157,7 +157,7 @@ class OptimConfig:
         check(self.base_lr > 0, f"optim.base_lr must be positive, got {self.base_lr}")
         check(self.epochs >= 0, f"optim.epochs must be >= 0, got {self.epochs}")
         check(
-            0 <= self.warmup_epochs <= max(self.epochs, self.warmup_epochs) and self.min_lr >= 0,
+            self.warmup_epochs >= 0 and self.min_lr >= 0,
             "optim.warmup_epochs and optim.min_lr must be >= 0",
         )
 

@@ -214,13 +214,13 @@ def _train(
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            last = step + 1 == schedule.total_steps
+            checkpoint_now = last or (step + 1) % config.train.checkpoint_every == 0
             try:
                 losses = train_step(
                     task, batches, optimizer, schedule.accumulation, device, config, info
                 )
-                if (
-                    step + 1
-                ) % config.train.checkpoint_every == 0 or step + 1 == schedule.total_steps:
+                if checkpoint_now:
                     _save(run_dir, step + 1, task, optimizer, config, info)
             except NonFiniteLossError as error:
                 latest = ckpt.latest_checkpoint(run_dir)

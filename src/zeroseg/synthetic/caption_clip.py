@@ -53,7 +53,7 @@ class CaptionCLIPConfig:
     """Sizes and schedule of the caption-trained teacher.
 
     The measured cost and accuracies of the defaults are in the shipped ``teacher.json``
-    (``zeroseg.synthetic.shipped``) and BENCHMARKS.md.
+    (``shipped_teacher()``) and BENCHMARKS.md.
     """
 
     scene_size: int = 64  # rendered scene size (the student's world)
@@ -164,11 +164,6 @@ def contrastive_loss(
     return (image_loss + text_loss) / 2
 
 
-def _caption_ids(captions: list[str]) -> Tensor:
-    index: dict[str, int] = {}
-    return torch.tensor([index.setdefault(c, len(index)) for c in captions])
-
-
 def _train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -198,12 +193,13 @@ def _train_step(
     return loss.item()
 
 
-def _tokenize(tokenizer, captions: list[str]) -> Tensor:
-    """(N, context) tokens, each distinct caption tokenised once."""
+def _tokenize(tokenizer, captions: list[str]) -> tuple[Tensor, Tensor]:
+    """(N, context) tokens, each distinct caption tokenised once, and (N,) caption ids (equal ids
+    for equal captions, the positives of ``contrastive_loss``)."""
     unique = sorted(set(captions))
-    table = tokenizer(unique)
     index = {caption: i for i, caption in enumerate(unique)}
-    return table[torch.tensor([index[c] for c in captions])]
+    ids = torch.tensor([index[c] for c in captions])
+    return tokenizer(unique)[ids], ids
 
 
 def train_caption_clip(
@@ -211,8 +207,8 @@ def train_caption_clip(
 ) -> Path:
     """Train the teacher on captioned views and save it with its measured accuracies.
 
-    Writes ``out_dir/teacher.safetensors`` (state_dict) then ``out_dir/teacher.json`` (both atomically; the
-    json, written last, marks a complete teacher). Returns the weights path.
+    Writes ``out_dir/teacher.safetensors`` (state_dict) then ``out_dir/teacher.json`` (both
+    atomically; the json, written last, marks a complete teacher). Returns the weights path.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,14 +216,13 @@ def train_caption_clip(
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=config.context_length)
     images, captions = crop_bank(config)
     bank = torch.from_numpy(images)  # (N, H, W, 3) uint8
-    tokens = _tokenize(tokenizer, captions)  # (N, context)
+    tokens, caption_ids = _tokenize(tokenizer, captions)  # (N, context), (N,)
     bank_seconds = time.perf_counter() - start
     logger.info("rendered %d captioned views in %.1fs", len(captions), bank_seconds)
 
     torch.manual_seed(config.seed)
     model = open_clip.CLIP(**model_config(config)).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
-    caption_ids = _caption_ids(captions)
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     bar = progress_bar(range(config.steps), desc="caption CLIP", enabled=progress)
@@ -260,9 +255,9 @@ def finish_caption_clip(
     model = model.half().float().eval()
     accuracy = zero_shot_accuracy(model, tokenizer, config.eval_images, config.eval_seed)
     views = view_accuracy(model, tokenizer, scene_size=config.scene_size)
-    check = quick_check(model, tokenizer, config)
+    quick = quick_check(model, tokenizer, config)
     logger.info("caption CLIP: zero-shot %s; grid cells %s", accuracy, views)
-    accuracies = {"zero_shot": accuracy, "views": views, "check": check}
+    accuracies = {"zero_shot": accuracy, "views": views, "check": quick}
     return _save(model, config, Path(out_dir), accuracies, seconds)
 
 
