@@ -45,7 +45,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_run, capsys):
     err = _one_line_error(
         capsys, main(["segment", str(tmp_path / "missing.jpg"), *base, "--classes", "a"])
     )
-    assert "missing.jpg" in err
+    assert "missing.jpg" in err and "no images to segment" in err
     err = _one_line_error(capsys, main(["segment", str(corrupt), *base, "--classes", "a"]))
     assert "corrupt.jpg" in err
     _one_line_error(capsys, main(["segment", str(good), *base, "--classes", " , "]))

@@ -37,6 +37,9 @@ def test_demo_writes_metrics_and_report_and_reuses_the_teacher(tmp_path):
     assert set(saved["teacher_zero_shot"]) == {"objects", "backgrounds"}
     page = (cfg.out_dir / "report.md").read_text()
     assert "zeroseg" in page and (cfg.out_dir / "report" / "scene_0.png").is_file()
+    model = cfg.out_dir / "model"  # the student as a release, for zeroseg serve
+    assert {p.name for p in model.iterdir()} == {"model.safetensors", "config.json", "README.md"}
+    assert "| zeroseg |" in (model / "README.md").read_text()
     teacher = next((cfg.cache_dir / "teacher").glob("*.safetensors"))
     stamp = teacher.stat().st_mtime_ns
     run_demo(cfg, progress=False)

@@ -11,8 +11,7 @@ Public API::
 from zeroseg.config import ExperimentConfig, load_config
 from zeroseg.errors import ZeroSegError
 from zeroseg.inference import InferenceConfig, SegmentationResult, Segmenter
-
-__version__ = "0.1.0"
+from zeroseg.version import __version__
 
 
 def train(config: ExperimentConfig, run_dir, resume: bool = False, progress: bool = True):

@@ -70,7 +70,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict (weights_only) after checking it is one of ours."""
     path = resolve_checkpoint(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: tensors are read when touched, so loading a student never reads optimiser state
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ZeroSegError(f"cannot read checkpoint {path}: {first}") from None

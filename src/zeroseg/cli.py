@@ -63,8 +63,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _add_segment(sub) -> None:
     p = sub.add_parser("segment", help="segment images with your own class names")
-    p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--checkpoint", required=True, help="run directory or checkpoint file")
+    p.add_argument("images", nargs="+", help="image files, folders (recursive) or glob patterns")
+    p.add_argument(
+        "--checkpoint", required=True, help="run directory, checkpoint, release folder or Hub id"
+    )
     p.add_argument(
         "--classes", required=True, help='comma-separated class names, e.g. "cat, dog, grass"'
     )
@@ -74,16 +76,19 @@ def _add_segment(sub) -> None:
     p.add_argument("--mode", choices=["whole", "slide"], help="inference mode (mode) [whole]")
     p.add_argument("--short-side", type=int, help="resize short side (short_side) [model's size]")
     p.add_argument("--templates", help="imagenet80, subset7 or simple1 (templates) [imagenet80]")
+    p.add_argument("--coco", action="store_true", help="also write coco.json with RLE masks")
     p.add_argument("--device", default=None, help="cpu, cuda, ... [auto]")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any InferenceConfig field, e.g. --set window=448 (repeatable)",
-    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_inference_set(p, "any InferenceConfig field, e.g. --set window=448 (repeatable)")
     p.set_defaults(handler=_run_segment)
+
+
+def _add_inference_set(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE`` (repeatable): InferenceConfig fields, collected in ``args.overrides``."""
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help=help_text,
+    )  # fmt: skip
 
 
 def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
@@ -94,40 +99,80 @@ def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str
 
 def _run_segment(args: argparse.Namespace) -> int:
     from zeroseg.config import resolve_config
-    from zeroseg.data.images import open_rgb, to_tensor
-    from zeroseg.inference import InferenceConfig, Segmenter
+    from zeroseg.inference import InferenceConfig, Segmenter, inference_defaults
+    from zeroseg.segment_files import collect_inputs, segment_files
     from zeroseg.text_queries import parse_class_list
-    from zeroseg.visualize import write_outputs
 
     flags = {
         "bg_threshold": "bg_threshold", "mode": "mode", "short_side": "short_side",
         "templates": "templates",
     }  # fmt: skip
-    config = resolve_config(
-        InferenceConfig, overrides=[*_flag_overrides(args, flags), *args.overrides]
-    )
     classes = parse_class_list(args.classes)
-    paths = [Path(p) for p in args.images]
-    images = [open_rgb(p) for p in paths]  # fail on a bad image before any work
+    if not collect_inputs(args.images)[0]:
+        raise ZeroSegError(f"no images to segment in {', '.join(args.images)}")
+    config = resolve_config(
+        InferenceConfig,
+        overrides=[*_flag_overrides(args, flags), *args.overrides],
+        base=inference_defaults(args.checkpoint),
+    )
     segmenter = Segmenter.from_checkpoint(args.checkpoint, config, device=args.device)
     segmenter.set_vocabulary(classes, background=args.background)
-    out_dir = Path(args.out)
-    stems = _unique_stems(paths)
-    for path, img, stem in zip(paths, images, stems):
-        result = segmenter.predict(to_tensor(img))
-        summary = write_outputs(img, result.labels, result.class_names, out_dir, stem)
-        found = ", ".join(f"{k} {v['fraction']:.0%}" for k, v in summary["classes"].items())
-        print(f"{path}: {found} -> {out_dir / stem}.png")
+    summary = segment_files(
+        segmenter, args.images, args.out, coco=args.coco, progress=not args.no_progress
+    )
+    for record in summary["images"][:20]:
+        found = ", ".join(f"{k} {v['fraction']:.0%}" for k, v in record["classes"].items())
+        print(f"{record['path']}: {found}")
+    done, skipped = len(summary["images"]), len(summary["skipped"])
+    print(
+        f"{done} images segmented ({summary['images_per_second']} images/s), {skipped} skipped"
+        f" -> {Path(args.out) / 'summary.json'}"
+    )
+    if skipped:
+        print(f"zeroseg: {skipped} inputs skipped (listed in summary.json)", file=sys.stderr)
+    return 1 if skipped else 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a trained student as a release folder")
+    p.add_argument("checkpoint", help="run directory or checkpoint file")
+    p.add_argument("--out", required=True, help="release folder (model.safetensors, config.json)")
+    p.add_argument("--results", help="a results.json or metrics.json to quote in the model card")
+    _add_inference_set(p, "default InferenceConfig field recorded in the release (repeatable)")
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from zeroseg.config import resolve_config
+    from zeroseg.inference import InferenceConfig, changed_fields
+    from zeroseg.release import export_release, read_results
+
+    inference = changed_fields(resolve_config(InferenceConfig, overrides=args.overrides))
+    results = read_results(args.results) if args.results else None
+    out = export_release(args.checkpoint, args.out, inference=inference, results=results)
+    print(f"release written to {out} (model.safetensors, config.json, README.md)")
     return 0
 
 
-def _unique_stems(paths: list[Path]) -> list[str]:
-    stems, seen = [], {}
-    for path in paths:
-        stem = path.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return stems
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a web page to segment uploaded images (needs [serve])")
+    p.add_argument(
+        "--checkpoint", required=True, help="run directory, checkpoint, release folder or Hub id"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on [127.0.0.1]")
+    p.add_argument("--port", type=int, default=7860, help="port [7860]")
+    p.add_argument("--classes", default="", help="class names filled in on the page")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... [auto]")
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from zeroseg.serve import serve
+
+    if not 0 < args.port < 65536:
+        raise ZeroSegError(f"--port must be in 1..65535, got {args.port}")
+    serve(args.checkpoint, args.host, args.port, args.device, args.classes)
+    return 0
 
 
 def _add_demo(sub) -> None:
@@ -154,7 +199,7 @@ def _add_demo(sub) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from zeroseg.config import resolve_config
-    from zeroseg.synthetic.demo import DemoConfig, run_demo
+    from zeroseg.synthetic.demo import DemoConfig, release_dir, run_demo
 
     flags = {
         "out": "out_dir", "cache": "cache_dir", "seed": "seed", "steps": "steps",
@@ -172,6 +217,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     summary = metrics["summary"]
     print(f"zeroseg / {summary['best_baseline']}: {summary['ratio_to_best_baseline']}x")
     print(f"report: {cfg.out_dir / 'report.md'}")
+    classes = ", ".join(metrics["zeroseg"]["per_class_iou"])
+    print(f'serve the student: zeroseg serve --checkpoint {release_dir(cfg)} --classes "{classes}"')
     return 0
 
 
@@ -356,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_segment,
         _add_evaluate,
         _add_prepare,
+        _add_export,
+        _add_serve,
         _add_demo,
         _add_teacher,
     )

@@ -244,22 +244,53 @@ class Segmenter(WindowSegmenter):
         config: InferenceConfig | None = None,
         device: str | torch.device | None = None,
     ) -> Segmenter:
-        """Build from a checkpoint file or run directory; the teacher is rebuilt from its config.
+        """Build from a checkpoint file, a run directory or a release (``from_pretrained``).
 
-        ``config`` sizes left at ``None`` come from the student's input size (``InferenceConfig``).
+        The teacher is rebuilt from the saved config; only the student's weights are read (a resume
+        file's optimiser state is memory-mapped, never loaded). ``config`` sizes left at ``None``
+        come from the student's input size (``InferenceConfig``).
         """
         from zeroseg.checkpoint import load_student
+        from zeroseg.release import is_release, looks_like_hub_id
 
+        if is_release(path) or looks_like_hub_id(path):
+            return cls.from_pretrained(path, config, device)
         model, exp, ckpt_path = load_student(path)
-        teacher = build_teacher(exp.teacher)
-        if teacher.embed_dim != exp.seg_head.out_dim:
+        return cls._assemble(model, exp.teacher, exp, ckpt_path, config, device)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str | Path,
+        config: InferenceConfig | None = None,
+        device: str | torch.device | None = None,
+        teacher_pretrained: str | None = None,
+    ) -> Segmenter:
+        """Build from a release folder or Hub id ``user/name`` (``zeroseg export`` writes them).
+
+        ``config`` defaults to the inference settings the release recorded; ``teacher_pretrained``
+        says where the teacher's weights are when they moved since the export.
+        """
+        from zeroseg.release import load_release
+
+        release = load_release(name, teacher_pretrained)
+        config = config or release_inference(release.inference)
+        return cls._assemble(
+            release.model, release.teacher, release.experiment, release.path, config, device
+        )
+
+    @classmethod
+    def _assemble(cls, model, teacher_config, experiment, source, config, device) -> Segmenter:
+        teacher = build_teacher(teacher_config)
+        if teacher.embed_dim != experiment.seg_head.out_dim:
             raise ZeroSegError(
-                f"checkpoint {ckpt_path}: teacher size {teacher.embed_dim} != student's"
+                f"{source}: teacher embedding size {teacher.embed_dim} != the student's "
+                f"{experiment.seg_head.out_dim}"
             )
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         segmenter = cls(model.to(device), teacher.to(device), config)
-        segmenter.checkpoint_path = ckpt_path
-        segmenter.experiment_config = exp
+        segmenter.checkpoint_path = source
+        segmenter.experiment_config = experiment
         return segmenter
 
     def window_outputs(self, window: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -299,6 +330,31 @@ class Segmenter(WindowSegmenter):
             image_logits = vocab.logits(out.global_embedding[0], cfg.logit_scale)
             probs = probs * vocab.top_k_restricted(logits, image_logits, cfg.top_k_classes)
         return probs, probs[:, : vocab.num_classes].max()
+
+
+def release_inference(values: dict) -> InferenceConfig:
+    """An ``InferenceConfig`` from a release's recorded defaults (unknown keys are an error)."""
+    from zeroseg.config import from_dict
+
+    return from_dict(dict(values), InferenceConfig, prefix="inference.")
+
+
+def changed_fields(config: InferenceConfig) -> dict:
+    """The fields of ``config`` that differ from ``InferenceConfig()``, as plain values."""
+    from zeroseg.config import to_dict
+
+    defaults = to_dict(InferenceConfig())
+    return {k: v for k, v in to_dict(config).items() if defaults[k] != v}
+
+
+def inference_defaults(source: str | Path) -> InferenceConfig:
+    """The inference settings a release recorded, or the plain defaults for a checkpoint/run."""
+    from zeroseg.release import is_release, looks_like_hub_id, read_release_config, resolve_release
+
+    if is_release(source) or looks_like_hub_id(str(source)):
+        meta = read_release_config(resolve_release(source))
+        return release_inference(meta.get("inference", {}))
+    return InferenceConfig()
 
 
 def pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:

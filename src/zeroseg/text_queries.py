@@ -35,9 +35,20 @@ def validate_class_names(names: Sequence[str]) -> list[str]:
     return names
 
 
-def parse_class_list(text: str) -> list[str]:
-    """Split "cat, dog, grass" into names (validated)."""
-    return validate_class_names([name.strip() for name in text.split(",")])
+def parse_class_list(text: str) -> list[str | list[str]]:
+    """Split "cat | kitten, dog, grass" into classes (validated).
+
+    Commas separate classes; ``|`` separates synonyms of one class (the first is the display
+    name), as a list in the result. Newlines separate classes too.
+    """
+    classes: list[str | list[str]] = []
+    for item in text.replace("\n", ",").split(","):
+        names = [name.strip() for name in item.split("|")]
+        if any(not name for name in names) and len(names) > 1:
+            raise ZeroSegError(f"class {item.strip()!r} has an empty synonym")
+        classes.append(names[0] if len(names) == 1 else names)
+    validate_class_names([c if isinstance(c, str) else c[0] for c in classes])
+    return classes
 
 
 @dataclass

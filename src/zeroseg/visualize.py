@@ -28,9 +28,17 @@ def palette(num_colors: int = 256) -> np.ndarray:
 
 
 def label_image(labels: Tensor | np.ndarray) -> Image.Image:
-    """(H, W) class indices (< 256) -> palette ('P') PIL image holding the indices."""
-    array = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels).astype(np.uint8)
-    img = Image.fromarray(array, mode="P")
+    """(H, W) class indices -> a PIL image holding the indices exactly.
+
+    A palette ('P') image for indices below 256; a 16-bit greyscale image ('I;16') beyond, since a
+    palette PNG cannot hold them (an index never wraps around).
+    """
+    array = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels).astype(np.int64)
+    if array.size and array.max() > 255:
+        if array.max() > 65535:
+            raise ValueError(f"label index {array.max()} does not fit a 16-bit PNG")
+        return Image.fromarray(array.astype(np.uint16))
+    img = Image.fromarray(array.astype(np.uint8), mode="P")
     img.putpalette(palette().flatten().tolist())
     return img
 
@@ -50,8 +58,14 @@ def save_label_png(labels: Tensor | np.ndarray, path: Path) -> None:
 def overlay(
     image: Image.Image, labels: np.ndarray, class_names: list[str], alpha: float = 0.5
 ) -> Image.Image:
-    """Blend the label colours over the image and draw a legend of the classes present."""
-    colors = palette()
+    """Blend the label colours over the image and draw a legend of the classes present.
+
+    Colours are the VOC palette's; without a background class the first class takes colour 1,
+    not background's black.
+    """
+    colors = palette(max(256, len(class_names) + 1))
+    if not class_names or class_names[0] != "background":
+        colors = colors[1:]
     blended = (1 - alpha) * np.asarray(image, dtype=np.float32) + alpha * colors[labels]
     out = Image.fromarray(blended.clip(0, 255).astype(np.uint8))
     present = [int(i) for i in np.unique(labels)]
@@ -69,6 +83,29 @@ def overlay(
     canvas.paste(out, (0, 0))
     canvas.paste(legend, (0, out.height))
     return canvas
+
+
+def segment_regions(
+    image: Image.Image, segment_ids: np.ndarray, segment_names: list[str], alpha: float = 0.6
+) -> Image.Image:
+    """The region of each segment token: one colour per segment, its class name at its centre.
+
+    Args:
+        image: the input (RGB, H x W).
+        segment_ids: (H, W) segment index of each pixel.
+        segment_names: the class each segment token was given, by segment index.
+    """
+    colors = palette(256)[np.arange(1, 257) * 7 % 255 + 1]
+    ids = np.asarray(segment_ids, dtype=np.int64)
+    blended = (1 - alpha) * np.asarray(image, dtype=np.float32) + alpha * colors[ids % 256]
+    out = Image.fromarray(blended.clip(0, 255).astype(np.uint8))
+    draw, font = ImageDraw.Draw(out), ImageFont.load_default()
+    for index in np.unique(ids):
+        rows, cols = np.nonzero(ids == index)
+        label = f"{index}: {segment_names[index]}" if index < len(segment_names) else str(index)
+        draw.text((int(cols.mean()), int(rows.mean())), label, fill=(255, 255, 255), font=font,
+                  anchor="mm", stroke_width=1, stroke_fill=(0, 0, 0))  # fmt: skip
+    return out
 
 
 def write_outputs(

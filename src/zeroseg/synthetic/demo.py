@@ -29,7 +29,8 @@ from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
 from zeroseg.baselines.teacher_crops import GridCropSegmenter, SlidingCropSegmenter
 from zeroseg.config import ExperimentConfig, check, load_config
 from zeroseg.data.segmentation import VOCSegmentation
-from zeroseg.inference import InferenceConfig, Segmenter
+from zeroseg.inference import InferenceConfig, Segmenter, changed_fields
+from zeroseg.release import export_release
 from zeroseg.synthetic import writers
 from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, load_or_train_caption_clip
 from zeroseg.synthetic.evaluate import evaluate_methods
@@ -132,10 +133,13 @@ def teacher_baselines(teacher, image_size: int) -> dict:
     return methods
 
 
+# scenes are segmented at their own size, in one window, with CLIP's plain "a photo of a {}."
+STUDENT_INFERENCE = InferenceConfig(short_side=0, mode="whole", templates="simple1")
+
+
 def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dict:
     """The student and the teacher-only baselines, each with the world's vocabulary set."""
-    inference = InferenceConfig(short_side=0, mode="whole", templates="simple1")
-    student = Segmenter.from_checkpoint(run_dir, inference, device="cpu")
+    student = Segmenter.from_checkpoint(run_dir, STUDENT_INFERENCE, device="cpu")
     methods = {"zeroseg": student, **teacher_baselines(student.teacher, image_size)}
     for method in methods.values():
         method.set_vocabulary(class_names)
@@ -190,4 +194,13 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     }
     atomic_write_text(cfg.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_report(cfg.out_dir, dataset, metrics, predictions, best)
+    export_release(
+        run_dir, release_dir(cfg), inference=changed_fields(STUDENT_INFERENCE),
+        results={k: {"miou": v["miou"]} for k, v in metrics.items() if "miou" in v},
+    )  # fmt: skip
     return metrics
+
+
+def release_dir(cfg: DemoConfig) -> Path:
+    """Where the demo's student is exported as a release (``zeroseg serve --checkpoint``)."""
+    return cfg.out_dir / "model"
