@@ -48,7 +48,7 @@ def test_folder_cli_skips_a_corrupt_file_and_does_the_rest(photo_tree, tmp_path,
     code = main(["segment", str(photo_tree), "--checkpoint", str(tiny_run), "--classes",
                  "cat | kitten, dog", "--out", str(out), "--coco", "--no-progress"])  # fmt: skip
     captured = capsys.readouterr()
-    assert code == 1 and "1 inputs skipped" in captured.err and "Traceback" not in captured.err
+    assert code == 1 and "1 of 8 inputs skipped" in captured.err and "Traceback" not in captured.err
     assert "7 images segmented" in captured.out and "images/s" in captured.out
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["images"]) == 7 and summary["images_per_second"] > 0

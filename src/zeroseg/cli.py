@@ -129,7 +129,10 @@ def _run_segment(args: argparse.Namespace) -> int:
         f" -> {Path(args.out) / 'summary.json'}"
     )
     if skipped:
-        print(f"zeroseg: {skipped} inputs skipped (listed in summary.json)", file=sys.stderr)
+        print(
+            f"zeroseg: {skipped} of {done + skipped} inputs skipped (listed in summary.json)",
+            file=sys.stderr,
+        )
     return 1 if skipped else 0
 
 
