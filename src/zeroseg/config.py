@@ -96,6 +96,14 @@ class TeacherConfig:
     context_length: int = 77  # tokenizer length used with ``model_config``
     grids: tuple[int, ...] = (1, 2, 3, 4)  # views: 1x1 + 2x2 + 3x3 + 4x4 = 30 (Table 3)
     seed: int = 0  # seeds random weights when pretrained == "none", so text and image sides agree
+    # Dense targets for the student (beyond the paper; used when loss.dense_weight > 0): the
+    # teacher's dense readout of the training crop resized to ``dense_size`` pixels (0 = the
+    # teacher's own input size), pooled to the student's token grid (``zeroseg.dense_readout``).
+    dense_readout: Literal["maskclip"] = "maskclip"
+    dense_size: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.dense_size >= 0, f"teacher.dense_size must be >= 0, got {self.dense_size}")
 
 
 @dataclass(frozen=True)
@@ -114,9 +122,13 @@ class LossConfig:
     # each patch's assignment confident while spreading patches over segments (losses.py).
     grouping_information_weight: float = 0.0
     grouping_balance: Literal["image", "batch"] = "image"  # where segment usage is spread
+    # Beyond the paper (0 = off, the paper): weight of the dense term, each visible patch's
+    # embedding (segment embeddings composed through the assignment maps) to the teacher's dense
+    # readout at that patch (teacher.dense_readout / teacher.dense_size).
+    dense_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        weights = ("reconstruction", "distillation", "matching", "grouping_information")
+        weights = ("reconstruction", "distillation", "matching", "grouping_information", "dense")
         for name in weights:
             value = getattr(self, f"{name}_weight")
             check(

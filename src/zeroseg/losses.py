@@ -116,6 +116,26 @@ def segment_matching_loss(
     return per_image.mean(), matched
 
 
+def dense_distillation_loss(
+    assignment: Tensor, segments: Tensor, targets: Tensor, normalize: bool = True
+) -> Tensor:
+    """Beyond the paper: each visible patch's embedding to the teacher's dense readout there.
+
+    The patch embedding composes the segment embeddings through the soft assignment,
+    p_n = sum_s A[n, s] g_s; the loss is the mean over patches of |p_n - t_n|_1 (the paper's L1 as
+    in its other two losses; both sides L2-normalised with ``normalize``).
+
+    Args:
+        assignment: (B, N_vis, S) composed soft assignment of the visible patches.
+        segments: (B, S, D) segment embeddings g.
+        targets: (B, N_vis, D) the teacher's dense readout at the same patches.
+    """
+    patches = assignment.float() @ segments.float()  # (B, N_vis, D)
+    if normalize:
+        patches, targets = F.normalize(patches, dim=-1), F.normalize(targets.float(), dim=-1)
+    return l1_distance(patches, targets.float()).mean()
+
+
 def grouping_information_loss(assignment: Tensor, balance: str = "image") -> Tensor:
     """Mutual-information regulariser on the composed soft assignment (beyond the paper).
 
@@ -229,6 +249,7 @@ def zeroseg_losses(
     norm_pix: bool = False,
     soft_assignments: list[Tensor] | None = None,
     view_coverage: Tensor | None = None,
+    dense_targets: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """All loss terms and their weighted sum ``loss``.
 
@@ -242,10 +263,13 @@ def zeroseg_losses(
             into (B, N, S) only for the grouping term and overlap matching.
         view_coverage: (B, N_vis, V - 1) share of each visible patch (the rows of the stage-1 maps)
             inside each local view's box, for ``matching="overlap"``.
+        dense_targets: (B, N_vis, D) the teacher's dense readout at the visible patches, for
+            ``dense_weight`` (beyond the paper).
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
-        ``matching_loss``, ``grouping_loss`` (each present when its weight is non-zero), plus
+        ``matching_loss``, ``grouping_loss``, ``dense_loss`` (each present when its weight is
+        non-zero), plus
         ``matched_views`` (B, S).
     """
     if cfg.normalize:
@@ -264,7 +288,9 @@ def zeroseg_losses(
             global_embedding, targets, cfg.reduction
         )
         total = total + cfg.distillation_weight * out["distillation_loss"]
-    needs_maps = cfg.grouping_information_weight or cfg.matching in ("overlap", "inside")
+    needs_maps = (
+        cfg.grouping_information_weight or cfg.dense_weight or cfg.matching in ("overlap", "inside")
+    )
     assignment = compose_assignments(soft_assignments) if needs_maps and soft_assignments else None
     if cfg.matching_weight and views.shape[1] > 1:
         overlap = None
@@ -281,5 +307,10 @@ def zeroseg_losses(
     if cfg.grouping_information_weight and assignment is not None:
         out["grouping_loss"] = grouping_information_loss(assignment, cfg.grouping_balance)
         total = total + cfg.grouping_information_weight * out["grouping_loss"]
+    if cfg.dense_weight and assignment is not None and dense_targets is not None:
+        out["dense_loss"] = dense_distillation_loss(
+            assignment, segments, dense_targets, cfg.normalize
+        )
+        total = total + cfg.dense_weight * out["dense_loss"]
     out["loss"] = total
     return out

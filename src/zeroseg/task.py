@@ -48,18 +48,26 @@ class DistillationTask(nn.Module):
         student = self.student
         return student.module if hasattr(student, "module") else student
 
-    def forward(self, images: Tensor, views: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self, images: Tensor, views: Tensor | None = None, dense: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Losses for (B, 3, H, W) [0,1] images (``loss`` is the total to back-propagate).
 
         Args:
             images: the student's training crops.
             views: (B, V, D) cached teacher views of the same crops; computed online when None.
+            dense: (B, N, D) cached dense targets at every token (``loss.dense_weight`` > 0);
+                computed online when None.
         """
-        if views is None:
-            with torch.no_grad():
-                views = self.teacher.encode_views(images)  # (B, V, D)
-        out = self.student(images, self.mask_ratio)
         student = self.unwrapped_student
+        patch = student.encoder.patch_size
+        with torch.no_grad():
+            if views is None:
+                views = self.teacher.encode_views(images)  # (B, V, D)
+            if self.loss_cfg.dense_weight and dense is None:
+                grid = (images.shape[-2] // patch, images.shape[-1] // patch)
+                dense = self.teacher.encode_dense(images, grid)  # (B, N, D)
+        out = self.student(images, self.mask_ratio)
         return zeroseg_losses(
             self.loss_cfg,
             images=images,
@@ -72,7 +80,8 @@ class DistillationTask(nn.Module):
             student_normalize=student.encoder.normalize,
             norm_pix=self.norm_pix,
             soft_assignments=out.segments.soft_assignments,
-            view_coverage=self._view_coverage(images, out.visible, student.encoder.patch_size),
+            view_coverage=self._view_coverage(images, out.visible, patch),
+            dense_targets=_at_visible(dense, out.visible),
         )
 
     def _view_coverage(self, images: Tensor, visible: Tensor, patch_size: int) -> Tensor | None:
@@ -84,3 +93,11 @@ class DistillationTask(nn.Module):
         grid = (height // patch_size, width // patch_size)
         coverage = patch_box_coverage(grid, patch_size, boxes).to(images.device)  # (N, V - 1)
         return coverage[visible]
+
+
+def _at_visible(dense: Tensor | None, visible: Tensor) -> Tensor | None:
+    """(B, N, D) per-token targets -> (B, N_vis, D) at the visible tokens' indices (B, N_vis)."""
+    if dense is None:
+        return None
+    index = visible.unsqueeze(-1).expand(-1, -1, dense.shape[-1])
+    return torch.gather(dense, 1, index)

@@ -55,8 +55,10 @@ class CLIPTeacher(nn.Module):
         grids: Sequence[int] = (1, 2, 3, 4),
         mean: Sequence[float] = open_clip.OPENAI_DATASET_MEAN,
         std: Sequence[float] = open_clip.OPENAI_DATASET_STD,
+        dense_size: int = 0,
     ) -> None:
         super().__init__()
+        self.dense_size = dense_size  # input size of the dense readout (0: the teacher's own)
         self.clip = clip.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.grids = tuple(grids)
@@ -117,6 +119,30 @@ class CLIPTeacher(nn.Module):
         return embeddings.view(images.shape[0], len(crops), -1)
 
     @torch.no_grad()
+    def encode_dense(self, images: Tensor, grid: tuple[int, int]) -> Tensor:
+        """Dense targets: the dense readout of each image, pooled to a token grid.
+
+        Args:
+            images: (B, 3, H, W) [0,1] pixels, resized to ``dense_size`` (or the teacher's size).
+            grid: (gh, gw) the student's token grid.
+
+        Returns:
+            (B, gh * gw, D) embeddings (not normalised), raster order; the readout's own grid is
+            average-pooled to the token grid when it is finer, bilinearly enlarged when coarser.
+        """
+        from zeroseg.dense_readout import dense_features, readout_stride
+
+        size = self.dense_size or self.image_size
+        stride = readout_stride(self.clip.visual)
+        size = max(stride, size // stride * stride)
+        features = dense_features(self.clip.visual, self.normalize(resize_views(images, size)))
+        if features.shape[-2] >= grid[0] and features.shape[-1] >= grid[1]:
+            features = F.adaptive_avg_pool2d(features, tuple(grid))
+        else:
+            features = F.interpolate(features, tuple(grid), mode="bilinear", align_corners=False)
+        return features.flatten(2).transpose(1, 2)
+
+    @torch.no_grad()
     def encode_text(self, texts: Sequence[str]) -> Tensor:
         """(N,) strings -> (N, D) text embeddings (not normalised)."""
         device = self.pixel_mean.device
@@ -174,7 +200,7 @@ def build_teacher(cfg: TeacherConfig) -> CLIPTeacher:
         mean, std = preprocess.get("mean", mean), preprocess.get("std", std)
     if cfg.pretrained == "none":
         logger.warning("teacher %s has RANDOM weights (teacher.pretrained=none)", cfg.model)
-    return CLIPTeacher(clip, tokenizer, cfg.grids, mean, std)
+    return CLIPTeacher(clip, tokenizer, cfg.grids, mean, std, dense_size=cfg.dense_size)
 
 
 def _seeded(seed: int, make):

@@ -47,6 +47,7 @@ LOSS_KEYS = (
     "distillation_loss",
     "matching_loss",
     "grouping_loss",
+    "dense_loss",
 )
 
 
@@ -272,15 +273,16 @@ def train_step(
     counts = torch.zeros(len(LOSS_KEYS), device=device)
     for micro in range(accumulation):
         batch = next(batches)
-        images, views = batch if isinstance(batch, list | tuple) else (batch, None)
+        images, views, dense = _unpack(batch)
         images = images.to(device, non_blocking=True)
         views = views.to(device, non_blocking=True) if views is not None else None
+        dense = dense.to(device, non_blocking=True) if dense is not None else None
         sync = micro == accumulation - 1 or not isinstance(task.student, DistributedDataParallel)
         with contextlib.ExitStack() as stack:
             if not sync:
                 stack.enter_context(task.student.no_sync())
             with _autocast(device, config.train.precision):
-                out = task(images, views)
+                out = task(images, views, dense)
             (out["loss"] / accumulation).backward()
         for i, key in enumerate(LOSS_KEYS):
             if key in out:
@@ -349,3 +351,10 @@ def _save(
 def _append_jsonl(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def _unpack(batch) -> tuple:
+    """A batch of images, (images, views) from the view cache, or (images, views, dense)."""
+    if not isinstance(batch, list | tuple):
+        return batch, None, None
+    return (*batch, None)[:3] if len(batch) == 2 else tuple(batch)

@@ -3,6 +3,8 @@
 Layout of a cache folder::
 
     views.npy    (N, V, D) float16 memmap, row i = the views of image i of the sorted file list
+    dense.npy    (N, gh * gw, D) float16 memmap of dense targets at the student's token grid, only
+                 when ``loss.dense_weight`` > 0 (beyond the paper; ``CLIPTeacher.encode_dense``)
     meta.json    what the rows mean (teacher identity, grids, crop geometry, file-list hash) and
                  ``complete: true`` once every row is written
 
@@ -49,7 +51,17 @@ def cache_identity(config: ExperimentConfig, dataset: ImageFolder) -> dict:
         "resize_short": dataset.resize_short,
         "num_images": len(dataset),
         "files_sha256": hashlib.sha256(names.encode()).hexdigest(),
+        "dense": _dense_identity(config),
     }
+
+
+def _dense_identity(config: ExperimentConfig) -> dict | None:
+    """What the dense targets are, or None when the run uses none."""
+    if not config.loss.dense_weight:
+        return None
+    grid = config.encoder.image_size // config.encoder.patch_size
+    teacher = config.teacher
+    return {"readout": teacher.dense_readout, "size": teacher.dense_size, "grid": [grid, grid]}
 
 
 def _file_stamp(pretrained: str) -> str | None:
@@ -62,22 +74,34 @@ def _file_stamp(pretrained: str) -> str | None:
 
 
 class CachedViews(Dataset):
-    """Training images paired with their cached teacher views: (image (3,S,S), views (V, D))."""
+    """Training images paired with their cached teacher views: (image (3,S,S), views (V, D)),
+    and their dense targets (N, D) when the cache has them."""
 
-    def __init__(self, dataset: ImageFolder, views: np.ndarray) -> None:
-        self.dataset, self.views = dataset, views
+    def __init__(
+        self, dataset: ImageFolder, views: np.ndarray, dense: np.ndarray | None = None
+    ) -> None:
+        self.dataset, self.views, self.dense = dataset, views, dense
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.dataset[index], torch.from_numpy(
-            np.asarray(self.views[index], dtype=np.float32)
-        )
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        views = torch.from_numpy(np.asarray(self.views[index], dtype=np.float32))
+        if self.dense is None:
+            return self.dataset[index], views
+        dense = torch.from_numpy(np.asarray(self.dense[index], dtype=np.float32))
+        return self.dataset[index], views, dense
+
+
+def open_dense(cache_dir: Path, identity: dict) -> np.ndarray | None:
+    """The dense targets of a cache ``open_cache`` accepted, or None when the run uses none."""
+    if identity.get("dense") is None:
+        return None
+    return np.load(Path(cache_dir) / "dense.npy", mmap_mode="r")
 
 
 def open_cache(cache_dir: Path, identity: dict) -> np.ndarray:
-    """Memory-map a complete cache after checking it matches ``identity``."""
+    """Memory-map a complete cache's views after checking it matches ``identity``."""
     meta_path = Path(cache_dir) / "meta.json"
     if not meta_path.is_file():
         raise ZeroSegError(f"teacher cache {cache_dir} has no meta.json")
@@ -111,20 +135,33 @@ def fill_cache(
         cache_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache_dir / "meta.json", json.dumps({**identity, "complete": False}))
         np.lib.format.open_memmap(views_path, mode="w+", dtype=np.float16, shape=shape).flush()
+        if identity.get("dense"):
+            gh, gw = identity["dense"]["grid"]
+            dense_shape = (len(dataset), gh * gw, teacher.embed_dim)
+            np.lib.format.open_memmap(
+                cache_dir / "dense.npy", mode="w+", dtype=np.float16, shape=dense_shape
+            ).flush()
     barrier(info)
     rows = np.load(views_path, mmap_mode="r+")
+    dense_rows = np.load(cache_dir / "dense.npy", mmap_mode="r+") if identity.get("dense") else None
     indices = list(range(info.rank, len(dataset), info.world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers)
     bar = progress_bar(total=len(indices), desc="teacher views", enabled=progress and info.is_main)
     position = 0
     for images in loader:
-        views = teacher.encode_views(images.to(device)).cpu().numpy().astype(np.float16)
-        rows[indices[position : position + len(images)]] = views
+        images = images.to(device)
+        batch_rows = indices[position : position + len(images)]
+        rows[batch_rows] = teacher.encode_views(images).cpu().numpy().astype(np.float16)
+        if dense_rows is not None:
+            grid = tuple(identity["dense"]["grid"])
+            dense_rows[batch_rows] = teacher.encode_dense(images, grid).cpu().numpy()
         position += len(images)
         bar.update(len(images))
     bar.close()
     rows.flush()
-    del rows
+    if dense_rows is not None:
+        dense_rows.flush()
+    del rows, dense_rows
     barrier(info)
     if info.is_main:
         atomic_write_text(cache_dir / "meta.json", json.dumps({**identity, "complete": True}))
@@ -153,7 +190,7 @@ def cached_dataset(
             cache_dir, identity, dataset, teacher, device, info,
             batch_size=config.optim.micro_batch_size, progress=progress,
         )  # fmt: skip
-    return CachedViews(dataset, views)
+    return CachedViews(dataset, views, open_dense(cache_dir, identity))
 
 
 def build_cache(config: ExperimentConfig, progress: bool = True) -> tuple[int, ...]:

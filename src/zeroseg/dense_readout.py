@@ -1,0 +1,118 @@
+"""Dense readouts of a CLIP image tower: one embedding per patch in CLIP's joint space.
+
+CLIP's image embedding comes from the class token. MaskCLIP (Zhou et al., ECCV 2022) reads one
+embedding per patch instead: in the last transformer block the query-key attention is dropped and
+only the value path is kept, v = out_proj(value_projection(ln_1(x))) for every token, then
+``ln_post`` and the visual projection. For a ModifiedResNet tower the attention pool's query-key
+attention is dropped the same way: its value and output projections map every position of the last
+feature map (stride 32) into the joint space, with no positional embedding.
+
+``residual=True`` reproduces MaskCLIP's released code instead of its paper text: the value path
+is added to the block input and followed by the block's MLP (x + v, then + mlp(ln_2(.))).
+
+Used by the teacher-only baseline (``baselines.dense_clip``) and by the teacher's dense targets
+for the student (``CLIPTeacher.encode_dense``). Shapes: D embedding size, h x w patch grid.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
+from torch import Tensor, nn
+
+from zeroseg.errors import ZeroSegError
+
+RESNET_STRIDE = 32  # ModifiedResNet: stem /4, then layers 2, 3 and 4 each /2
+
+
+def readout_stride(visual: nn.Module) -> int:
+    """Pixels per dense feature of a tower (its patch size, or 32 for a ModifiedResNet)."""
+    check_visual(visual)
+    return RESNET_STRIDE if isinstance(visual, ModifiedResNet) else int(visual.patch_size[0])
+
+
+@torch.no_grad()
+def dense_features(visual: nn.Module, pixels: Tensor, residual: bool = False) -> Tensor:
+    """(B, 3, h, w) CLIP-normalised pixels, h and w multiples of the stride -> (B, D, gh, gw).
+
+    For a ViT the position embedding is resampled (bicubic) to the patch grid.
+    """
+    check_visual(visual)
+    pixels = pixels.to(visual.conv1.weight.dtype)
+    if isinstance(visual, ModifiedResNet):
+        return _resnet_value_readout(visual, pixels)
+    x = visual.conv1(pixels)  # (B, width, gh, gw)
+    grid = x.shape[-2:]
+    x = x.flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.view(1, 1, -1).to(x.dtype).expand(x.shape[0], -1, -1)
+    x = torch.cat([cls, x], dim=1) + _resample_positions(visual, grid).to(x.dtype)
+    x = visual.ln_pre(x)
+    blocks = visual.transformer.resblocks
+    batch_first = getattr(visual.transformer, "batch_first", True)
+    x = x if batch_first else x.transpose(0, 1)
+    for block in blocks[:-1]:
+        x = block(x)
+    x = x if batch_first else x.transpose(0, 1)
+    tokens = _value_readout(blocks[-1], x, residual)[:, 1:]  # (B, gh*gw, width)
+    tokens = visual.ln_post(tokens)
+    if visual.proj is not None:
+        tokens = tokens @ visual.proj
+    return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid).float()
+
+
+def _resnet_value_readout(visual: ModifiedResNet, pixels: Tensor) -> Tensor:
+    """MaskCLIP's ResNet readout: the attention pool without query-key attention, i.e. its value
+    and output projections applied to every position of the last feature map -> (B, D, gh, gw)."""
+    x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(pixels)))))
+    pool = visual.attnpool
+    values = F.linear(x.permute(0, 2, 3, 1), pool.v_proj.weight, pool.v_proj.bias)  # (B,gh,gw,C)
+    return pool.c_proj(values).permute(0, 3, 1, 2).float()
+
+
+def check_visual(visual: nn.Module) -> None:
+    if isinstance(visual, ModifiedResNet):
+        return
+    if not isinstance(visual, VisionTransformer):
+        raise ZeroSegError(
+            "dense CLIP readout needs an open_clip VisionTransformer or ModifiedResNet, got "
+            f"{type(visual).__name__}"
+        )
+    if visual.attn_pool is not None:
+        raise ZeroSegError("dense CLIP readout does not support attentional pooling towers")
+    last = visual.transformer.resblocks[-1]
+    if not (
+        isinstance(last, ResidualAttentionBlock) and isinstance(last.attn, nn.MultiheadAttention)
+    ):
+        raise ZeroSegError(
+            f"dense CLIP readout needs open_clip's default attention blocks, got {type(last).__name__}"
+        )
+
+
+def _value_readout(block: ResidualAttentionBlock, x: Tensor, residual: bool) -> Tensor:
+    """The last block without query-key attention: each token gets its own value -> (B, L, width)."""
+    attn: nn.MultiheadAttention = block.attn
+    width = x.shape[-1]
+    if attn.in_proj_weight is not None:
+        weight = attn.in_proj_weight[2 * width :]
+    else:
+        weight = attn.v_proj_weight
+    bias = attn.in_proj_bias[2 * width :] if attn.in_proj_bias is not None else None
+    v = block.ls_1(attn.out_proj(F.linear(block.ln_1(x), weight, bias)))
+    if not residual:
+        return v
+    v = x + v
+    return v + block.ls_2(block.mlp(block.ln_2(v)))
+
+
+def _resample_positions(visual: VisionTransformer, grid: tuple[int, int]) -> Tensor:
+    """(1 + gh*gw, width) position embeddings for a patch grid (bicubic on the patch part)."""
+    pos = visual.positional_embedding
+    old = tuple(visual.grid_size)
+    if tuple(grid) == old:
+        return pos
+    patches = pos[1:].reshape(1, *old, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches.float(), size=tuple(grid), mode="bicubic", align_corners=False)
+    patches = patches[0].permute(1, 2, 0).reshape(-1, pos.shape[-1]).to(pos.dtype)
+    return torch.cat([pos[:1], patches])

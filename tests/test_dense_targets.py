@@ -1,0 +1,95 @@
+"""Dense targets for the student (beyond the paper): the teacher's dense readout at the token grid,
+a loss through the assignment maps, cached with the views."""
+
+import numpy as np
+import pytest
+import torch
+
+from zeroseg.config import load_config
+from zeroseg.data.images import ImageFolder
+from zeroseg.data.teacher_cache import cache_identity, cached_dataset
+from zeroseg.dense_readout import dense_features
+from zeroseg.distributed import DistInfo
+from zeroseg.losses import dense_distillation_loss
+from zeroseg.models.build import build_zeroseg
+from zeroseg.task import DistillationTask
+from zeroseg.teacher import build_teacher
+
+DENSE = ["loss.dense_weight=1.0", "teacher.dense_size=64"]
+
+
+def test_encode_dense_is_the_readout_at_the_token_grid():
+    config = load_config("tiny", DENSE)
+    teacher = build_teacher(config.teacher)
+    images = torch.rand(3, 3, 64, 64)
+    stride = teacher.clip.visual.patch_size[0]
+    grid = (64 // stride, 64 // stride)
+    dense = teacher.encode_dense(images, grid)
+    full = dense_features(teacher.clip.visual, teacher.normalize(images))  # (B, D, gh, gw)
+    assert dense.shape == (3, grid[0] * grid[1], teacher.embed_dim)
+    assert torch.allclose(dense, full.flatten(2).transpose(1, 2), atol=1e-5)
+    one = teacher.encode_dense(images[1:2], grid)
+    assert torch.allclose(one[0], dense[1], atol=1e-5)  # batched = one at a time
+    coarse = teacher.encode_dense(images, (2, 2))
+    pooled = torch.nn.functional.adaptive_avg_pool2d(full, 2).flatten(2).transpose(1, 2)
+    assert torch.allclose(coarse, pooled, atol=1e-5)
+
+
+def test_dense_loss_is_zero_at_the_target_and_trains_segments_and_maps():
+    assignment = torch.softmax(torch.randn(2, 5, 3), -1).requires_grad_()
+    segments = torch.randn(2, 3, 8, requires_grad=True)
+    targets = (assignment @ segments).detach()
+    assert dense_distillation_loss(assignment, segments, targets).item() < 1e-6
+    loss = dense_distillation_loss(assignment, segments, torch.randn(2, 5, 8))
+    loss.backward()
+    assert loss.item() > 0 and segments.grad.abs().sum() > 0 and assignment.grad.abs().sum() > 0
+
+
+def test_task_reports_the_dense_term_only_when_weighted():
+    images = torch.rand(2, 3, 64, 64)
+    for overrides, present in ((DENSE, True), ([], False)):
+        config = load_config("tiny", overrides)
+        teacher = build_teacher(config.teacher)
+        student = build_zeroseg(config.encoder, config.seg_head, config.decoder)
+        task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
+        out = task(images)
+        assert ("dense_loss" in out) is present
+        if present:
+            out["loss"].backward()
+            assert student.seg_head.group_tokens[0].grad is not None
+
+
+def test_cache_holds_dense_targets_and_names_them(tmp_path, image_folder):
+    cache = tmp_path / "cache"
+    config = load_config(
+        "tiny", [f"data.root={image_folder}", f"data.teacher_cache={cache}", *DENSE]
+    )
+    dataset = ImageFolder(image_folder, 64, config.data.resize_short)
+    teacher = build_teacher(config.teacher)
+    paired = cached_dataset(config, dataset, teacher, torch.device("cpu"), DistInfo(), False)
+    image, views, dense = paired[4]
+    online = teacher.encode_dense(image.unsqueeze(0), (8, 8))[0]
+    assert dense.shape == (64, 64) and views.shape == (30, 64)
+    assert torch.allclose(dense, online, atol=2e-3 * online.abs().max())
+    assert np.load(cache / "dense.npy", mmap_mode="r").shape == (32, 64, 64)
+    plain = load_config("tiny", [f"data.root={image_folder}", f"data.teacher_cache={cache}"])
+    assert cache_identity(plain, dataset)["dense"] is None
+    assert cache_identity(config, dataset)["dense"] == {
+        "readout": "maskclip",
+        "size": 64,
+        "grid": [8, 8],
+    }
+
+
+@pytest.mark.timeout(180)
+def test_training_with_cached_dense_targets_equals_online(tmp_path, image_folder):
+    from zeroseg.training import train
+
+    base = [f"data.root={image_folder}", "train.steps=2", *DENSE]
+    online = train(load_config("tiny", base), tmp_path / "a", progress=False)
+    cached = train(
+        load_config("tiny", [*base, f"data.teacher_cache={tmp_path / 'c'}"]), tmp_path / "b",
+        progress=False,
+    )  # fmt: skip
+    for a, b in zip(online.history, cached.history):
+        assert "dense_loss" in a and abs(a["dense_loss"] - b["dense_loss"]) < 2e-3
