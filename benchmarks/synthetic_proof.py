@@ -97,6 +97,8 @@ def run_world(seed: int, out: Path, steps: int, skip: tuple[str, ...] = ()) -> d
     runs = {k: v for k, v in VARIANTS.items() if k not in skip}
     for name, overrides in runs.items():
         run = cfg.out_dir / "runs" / name
+        if any(o.startswith("loss.dense_weight") for o in overrides):  # its own view cache
+            overrides = (*overrides, f"data.teacher_cache={cfg.out_dir / f'views_{name}'}")
         variant = dataclasses.replace(cfg, student_overrides=overrides)
         if not (run / "checkpoints").is_dir():
             train(student_config(variant, train_dir, teacher), run, progress=False)

@@ -65,7 +65,7 @@ def _add_segment(sub) -> None:
     p = sub.add_parser("segment", help="segment images with your own class names")
     p.add_argument("images", nargs="+", help="image files, folders (recursive) or glob patterns")
     p.add_argument(
-        "--checkpoint", required=True, help="run directory, checkpoint, release folder or Hub id"
+        "--checkpoint", help="run directory, checkpoint, release folder or Hub id (the student)"
     )
     p.add_argument(
         "--classes", required=True, help='comma-separated class names, e.g. "cat, dog, grass"'
@@ -77,6 +77,7 @@ def _add_segment(sub) -> None:
     p.add_argument("--short-side", type=int, help="resize short side (short_side) [model's size]")
     p.add_argument("--templates", help="imagenet80, subset7 or simple1 (templates) [imagenet80]")
     p.add_argument("--coco", action="store_true", help="also write coco.json with RLE masks")
+    _add_method(p)
     p.add_argument("--device", default=None, help="cpu, cuda, ... [auto]")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_inference_set(p, "any InferenceConfig field, e.g. --set window=448 (repeatable)")
@@ -99,7 +100,7 @@ def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str
 
 def _run_segment(args: argparse.Namespace) -> int:
     from zeroseg.config import resolve_config
-    from zeroseg.inference import InferenceConfig, Segmenter, inference_defaults
+    from zeroseg.inference import InferenceConfig, inference_defaults
     from zeroseg.segment_files import collect_inputs, segment_files
     from zeroseg.text_queries import parse_class_list
 
@@ -113,9 +114,9 @@ def _run_segment(args: argparse.Namespace) -> int:
     config = resolve_config(
         InferenceConfig,
         overrides=[*_flag_overrides(args, flags), *args.overrides],
-        base=inference_defaults(args.checkpoint),
+        base=inference_defaults(args.checkpoint) if args.checkpoint else None,
     )
-    segmenter = Segmenter.from_checkpoint(args.checkpoint, config, device=args.device)
+    segmenter = _evaluation_model(args, config, args.device)[0]
     segmenter.set_vocabulary(classes, background=args.background)
     summary = segment_files(
         segmenter, args.images, args.out, coco=args.coco, progress=not args.no_progress
@@ -285,9 +286,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument(
         "--protocol", default="zeroseg", choices=list(PROTOCOLS), help="inference protocol"
     )
-    p.add_argument("--method", default="zeroseg", choices=["zeroseg", "teacher-dense"])
-    p.add_argument("--teacher", help="teacher-dense: open_clip model name [teacher.model default]")
-    p.add_argument("--teacher-pretrained", help="teacher-dense: tag or file [teacher.pretrained]")
+    _add_method(p)
     p.add_argument("--vocabulary", choices=["groupvit", "sclip"], help="class-name flavour")
     p.add_argument("--save-predictions", metavar="DIR", help="write label PNGs here")
     p.add_argument("--out", required=True, help="folder for results.json and results.md")
@@ -325,8 +324,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+METHODS = ("zeroseg", "maskclip", "sclip", "clearclip", "naclip", "teacher-dense")
+
+
+def _add_method(p: argparse.ArgumentParser) -> None:
+    """``--method`` and the teacher flags of the training-free readouts."""
+    p.add_argument(
+        "--method", default="zeroseg", choices=METHODS,
+        help="the student (zeroseg) or a training-free readout of the teacher (teacher-dense = "
+        "maskclip) [zeroseg]",
+    )  # fmt: skip
+    p.add_argument("--teacher", help="readouts: open_clip model name [teacher.model default]")
+    p.add_argument("--teacher-pretrained", help="readouts: tag or file [teacher.pretrained]")
+
+
 def _evaluation_model(args, config, device):
-    """The student's Segmenter, or the teacher-only dense baseline."""
+    """The student's Segmenter, or a teacher-only dense readout (its teacher from the checkpoint's
+    config or from --teacher/--teacher-pretrained)."""
     from zeroseg.inference import Segmenter
 
     if args.method == "zeroseg":
@@ -336,21 +350,31 @@ def _evaluation_model(args, config, device):
         teacher = segmenter.experiment_config.teacher
         return segmenter, segmenter.checkpoint_path, f"{teacher.model}/{teacher.pretrained}"
     from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
-    from zeroseg.checkpoint import load_experiment_config
     from zeroseg.config import TeacherConfig, resolve_config
     from zeroseg.teacher import build_teacher
 
     if args.checkpoint:
-        teacher_cfg = load_experiment_config(args.checkpoint).teacher
+        teacher_cfg = _checkpoint_teacher(args.checkpoint)
     else:
         flags = {"teacher": "model", "teacher_pretrained": "pretrained"}
         teacher_cfg = resolve_config(TeacherConfig, overrides=_flag_overrides(args, flags))
     teacher = build_teacher(teacher_cfg).to(device)
+    readout = "maskclip" if args.method == "teacher-dense" else args.method
     return (
-        DenseCLIPSegmenter(teacher, config),
+        DenseCLIPSegmenter(teacher, config, readout=readout),
         None,
         f"{teacher_cfg.model}/{teacher_cfg.pretrained}",
     )
+
+
+def _checkpoint_teacher(source):
+    """The teacher config of a run, checkpoint or release."""
+    from zeroseg.checkpoint import load_experiment_config
+    from zeroseg.release import is_release, load_release, looks_like_hub_id
+
+    if is_release(source) or looks_like_hub_id(str(source)):
+        return load_release(source).teacher
+    return load_experiment_config(source).teacher
 
 
 def _add_prepare(sub) -> None:

@@ -10,6 +10,19 @@ feature map (stride 32) into the joint space, with no positional embedding.
 ``residual=True`` reproduces MaskCLIP's released code instead of its paper text: the value path
 is added to the block input and followed by the block's MLP (x + v, then + mlp(ln_2(.))).
 
+Training-free readouts of a ViT tower that change only its last block (``readout``), every earlier
+block unchanged, with q, k, v from the block's own projections of ln_1(x), per head, scale
+s = head_dim ** -0.5, then out_proj, ``ln_post`` and the projection on the patch tokens:
+
+- ``maskclip``: the value path alone (above);
+- ``sclip`` (SCLIP, Wang et al. 2024, correlative self-attention): softmax(s q q^T) +
+  softmax(s k k^T) applied to v; SCLIP's code keeps the block's residual and feed-forward;
+- ``clearclip`` (ClearCLIP, Lan et al. 2024): softmax(s q q^T) applied to v, without the residual
+  and the feed-forward;
+- ``naclip`` (NACLIP, Hajimiri et al. 2025): softmax(s k k^T + omega) applied to v, without the
+  residual and the feed-forward, where omega adds exp(-d^2 / (2 sigma^2)) for patches d patch
+  units apart on the patch grid (sigma = 5; 0 for the class token's row and column).
+
 Used by the teacher-only baseline (``baselines.dense_clip``) and by the teacher's dense targets
 for the student (``CLIPTeacher.encode_dense``). Shapes: D embedding size, h x w patch grid.
 """
@@ -25,6 +38,8 @@ from torch import Tensor, nn
 from zeroseg.errors import ZeroSegError
 
 RESNET_STRIDE = 32  # ModifiedResNet: stem /4, then layers 2, 3 and 4 each /2
+READOUTS = ("maskclip", "sclip", "clearclip", "naclip")
+NACLIP_STD = 5.0  # NACLIP's neighbourhood Gaussian, in patch units (its default gaussian_std)
 
 
 def readout_stride(visual: nn.Module) -> int:
@@ -34,14 +49,21 @@ def readout_stride(visual: nn.Module) -> int:
 
 
 @torch.no_grad()
-def dense_features(visual: nn.Module, pixels: Tensor, residual: bool = False) -> Tensor:
+def dense_features(
+    visual: nn.Module, pixels: Tensor, residual: bool = False, readout: str = "maskclip"
+) -> Tensor:
     """(B, 3, h, w) CLIP-normalised pixels, h and w multiples of the stride -> (B, D, gh, gw).
 
-    For a ViT the position embedding is resampled (bicubic) to the patch grid.
+    For a ViT the position embedding is resampled (bicubic) to the patch grid. ``readout`` is one
+    of ``READOUTS`` (a ModifiedResNet has MaskCLIP's only); ``residual`` applies to ``maskclip``.
     """
     check_visual(visual)
+    if readout not in READOUTS:
+        raise ZeroSegError(f"unknown dense readout {readout!r}: use one of {', '.join(READOUTS)}")
     pixels = pixels.to(visual.conv1.weight.dtype)
     if isinstance(visual, ModifiedResNet):
+        if readout != "maskclip":
+            raise ZeroSegError(f"the {readout} readout needs a ViT teacher (this one is a ResNet)")
         return _resnet_value_readout(visual, pixels)
     x = visual.conv1(pixels)  # (B, width, gh, gw)
     grid = x.shape[-2:]
@@ -55,7 +77,11 @@ def dense_features(visual: nn.Module, pixels: Tensor, residual: bool = False) ->
     for block in blocks[:-1]:
         x = block(x)
     x = x if batch_first else x.transpose(0, 1)
-    tokens = _value_readout(blocks[-1], x, residual)[:, 1:]  # (B, gh*gw, width)
+    if readout == "maskclip":
+        tokens = _value_readout(blocks[-1], x, residual)
+    else:
+        tokens = _custom_attention(blocks[-1], x, readout, tuple(grid))
+    tokens = tokens[:, 1:]  # (B, gh*gw, width): the class token is dropped after the block
     tokens = visual.ln_post(tokens)
     if visual.proj is not None:
         tokens = tokens @ visual.proj
@@ -104,6 +130,43 @@ def _value_readout(block: ResidualAttentionBlock, x: Tensor, residual: bool) -> 
         return v
     v = x + v
     return v + block.ls_2(block.mlp(block.ln_2(v)))
+
+
+def _custom_attention(
+    block: ResidualAttentionBlock, x: Tensor, readout: str, grid: tuple[int, int]
+) -> Tensor:
+    """The last block with SCLIP's, ClearCLIP's or NACLIP's attention -> (B, L, width)."""
+    attn: nn.MultiheadAttention = block.attn
+    batch, length, width = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = (t.view(batch, length, heads, -1).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    scale = q.shape[-1] ** -0.5  # q, k, v: (B, heads, L, head_dim)
+    if readout == "sclip":
+        weights = (q @ q.transpose(-2, -1) * scale).softmax(-1)
+        weights = weights + (k @ k.transpose(-2, -1) * scale).softmax(-1)
+    elif readout == "clearclip":
+        weights = (q @ q.transpose(-2, -1) * scale).softmax(-1)
+    else:  # naclip
+        omega = neighbourhood_bias(grid, NACLIP_STD).to(x.device, x.dtype)
+        weights = (k @ k.transpose(-2, -1) * scale + omega).softmax(-1)
+    out = (weights @ v).transpose(1, 2).reshape(batch, length, width)
+    out = block.ls_1(attn.out_proj(out))
+    if readout != "sclip":
+        return out
+    x = x + out
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def neighbourhood_bias(grid: tuple[int, int], std: float) -> Tensor:
+    """NACLIP's omega: (1 + gh*gw, 1 + gh*gw), exp(-d^2 / (2 std^2)) between patches d patch
+    units apart (raster order), 0 in the class token's row and column."""
+    rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
+    rows, cols = rows.flatten().double(), cols.flatten().double()
+    squared = (rows[:, None] - rows[None]) ** 2 + (cols[:, None] - cols[None]) ** 2
+    omega = torch.zeros(len(rows) + 1, len(rows) + 1, dtype=torch.float64)
+    omega[1:, 1:] = torch.exp(-squared / (2 * std**2))
+    return omega.float()
 
 
 def _resample_positions(visual: VisionTransformer, grid: tuple[int, int]) -> Tensor:

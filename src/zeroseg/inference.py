@@ -7,7 +7,8 @@ text encoder, prompt-ensembled): P = softmax(logit_scale * cos(g, t)) over all q
 scores the max over its synonyms. Optional GroupViT steps, each a named ``InferenceConfig`` field:
 image-level top-k class restriction (``top_k_classes``) and the background threshold: pixels whose
 best class score is below min(bg_threshold, best score in the window) become background.
-Whole-image or sliding-window mode; window scores are averaged and resized to the input size.
+Whole-image or sliding-window mode; window scores are averaged and resized to the input size, then
+optionally refined by PAMR (``pamr_steps``; guided by the input image) before the arg-max.
 
 Shapes: S segments, Q text queries, K classes, C output channels (K, or 1 + K with background),
 H x W pixels, h x w patch grid.
@@ -30,6 +31,7 @@ from zeroseg.errors import ZeroSegError
 from zeroseg.models.grouping import compose_assignments
 from zeroseg.models.seg_head import SegHeadOutput
 from zeroseg.models.zeroseg import ZeroSeg
+from zeroseg.pamr import pamr
 from zeroseg.resize import cv2_bilinear, keep_ratio_size
 from zeroseg.teacher import CLIPTeacher, build_teacher
 from zeroseg.text_queries import TextQueries
@@ -55,6 +57,8 @@ class InferenceConfig:
     bg_threshold: float = 0.95  # GroupViT background threshold (VOC 0.95, Context 0.05, COCO 0.35)
     top_k_classes: int = 0  # GroupViT's image-level top-k class restriction (0 = off)
     templates: str = "imagenet80"  # prompt template set: imagenet80, subset7, simple1
+    pamr_steps: int = 0  # PAMR refinement of the scores at the input's size (0 = off; NACLIP: 10)
+    pamr_dilations: tuple[int, ...] = (8, 16)  # PAMR's neighbour rings (NACLIP's setting)
 
     def __post_init__(self) -> None:
         positive = {"max_long_side": self.max_long_side, "logit_scale": self.logit_scale}
@@ -65,6 +69,11 @@ class InferenceConfig:
             least = 0 if name == "short_side" else 1
             check(value is None or value >= least, f"inference {name} must be >= {least}")
         check(self.top_k_classes >= 0, "inference top_k_classes must be >= 0 (0 = off)")
+        check(self.pamr_steps >= 0, "inference pamr_steps must be >= 0 (0 = off)")
+        check(
+            len(self.pamr_dilations) > 0 and all(d >= 1 for d in self.pamr_dilations),
+            "inference pamr_dilations must be positive integers",
+        )
         check(0 <= self.bg_threshold <= 1, "inference bg_threshold must be in [0, 1]")
         if self.window is not None and self.stride is not None:
             check(
@@ -196,6 +205,11 @@ class WindowSegmenter:
             scores, segments, segment_classes = self._slide(resized), None, None
         size = (height, width)
         scores = F.interpolate(scores[None], size, mode="bilinear", align_corners=False)[0]
+        if self.config.pamr_steps:
+            guide = image.to(scores.device).float().unsqueeze(0)
+            scores = pamr(guide, scores[None], self.config.pamr_steps, self.config.pamr_dilations)[
+                0
+            ]
         if segments is not None:
             segments = F.interpolate(segments[None, None].float(), size, mode="nearest")[
                 0, 0

@@ -20,12 +20,24 @@ are the ones the published numbers were measured on.
   under 10 % of the predicted foreground) and its un-capped threshold (ours is capped at the
   image's best score).
 
+- ``clearclip`` (ClearCLIP's configs): short side 448, sliding 448 windows with stride 224, logit
+  scale 50, probability thresholds VOC 0.5 / Context 0.15 / COCO-Object 0.4, SCLIP's class names.
+  Not reproduced: ClearCLIP's single-name class files for VOC and COCO-Object (``background``,
+  ``person``, ``tvmonitor``; its Context names are SCLIP's).
+- ``naclip`` (NACLIP's configs, v2): short side 336, sliding 224/112 (VOC and VOC20: the whole
+  image), logit scale 40, threshold 0.1 on background datasets, SCLIP's class names, PAMR with 10
+  steps and dilations (8, 16). Not reproduced: NACLIP refines the cosine logits before the
+  temperature and soft-max; ``pamr_steps`` refines the class scores after them.
+
+For the training-free methods (``--method sclip|clearclip|naclip``) the windows' class scores are
+averaged; their code averages the windows' cosine logits and applies the temperature after.
+
 Background-free datasets (voc20, context59) get ``bg_threshold = 0``: no threshold is involved.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from zeroseg.errors import ZeroSegError
 from zeroseg.inference import InferenceConfig
@@ -55,6 +67,7 @@ class Protocol:
     bg_threshold: dict[str, float]
     logit_scale: dict[str, float]
     vocabulary: str
+    dataset_changes: dict[str, dict] = field(default_factory=dict)  # other per-dataset fields
 
     def for_dataset(self, dataset: str) -> InferenceConfig:
         """The inference settings of this protocol on ``dataset``."""
@@ -64,6 +77,7 @@ class Protocol:
             self.base,
             bg_threshold=self.bg_threshold.get(dataset, 0.0),
             logit_scale=self.logit_scale.get(dataset, self.base.logit_scale),
+            **self.dataset_changes.get(dataset, {}),
         )
 
 
@@ -86,6 +100,19 @@ PROTOCOLS: dict[str, Protocol] = {
         logit_scale={"voc": 65.0, "context": 50.0, "coco-object": 50.0},
         vocabulary="sclip",
     ),
+    "clearclip": Protocol(
+        base=replace(_GROUPVIT_GEOMETRY, logit_scale=50.0, templates="imagenet80"),
+        bg_threshold={"voc": 0.5, "context": 0.15, "coco-object": 0.4},
+        logit_scale={},
+        vocabulary="sclip",
+    ),
+    "naclip": Protocol(
+        base=replace(_SCLIP_GEOMETRY, logit_scale=40.0, templates="imagenet80", pamr_steps=10),
+        bg_threshold={"voc": 0.1, "context": 0.1, "coco-object": 0.1},
+        logit_scale={},
+        vocabulary="sclip",
+        dataset_changes={"voc": {"mode": "whole"}, "voc20": {"mode": "whole"}},
+    ),
 }
 
 
@@ -93,7 +120,7 @@ def protocol_config(name: str, dataset: str) -> tuple[InferenceConfig, str]:
     """The inference settings and the vocabulary flavour of a protocol on a benchmark.
 
     Args:
-        name: zeroseg, groupvit or sclip.
+        name: zeroseg, groupvit, sclip, clearclip or naclip.
         dataset: voc, voc20, context, context59 or coco-object.
 
     Returns:

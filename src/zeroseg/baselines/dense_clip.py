@@ -30,12 +30,20 @@ class DenseCLIPSegmenter(WindowSegmenter):
             templates).
         residual: keep the last block's residual and MLP (MaskCLIP's code) instead of the bare
             value path (MaskCLIP's paper).
+        readout: ``maskclip``, ``sclip``, ``clearclip`` or ``naclip`` (``zeroseg.dense_readout``).
     """
 
-    def __init__(self, teacher, config: InferenceConfig | None = None, residual: bool = False):
+    def __init__(
+        self,
+        teacher,
+        config: InferenceConfig | None = None,
+        residual: bool = False,
+        readout: str = "maskclip",
+    ):
         self.stride = readout_stride(teacher.clip.visual)
         super().__init__(teacher, config)
         self.residual = residual
+        self.readout = readout
 
     def window_scores(self, window: Tensor) -> Tensor:
         """(1, 3, h, w) [0,1] window -> (C, h, w) class scores (background channel first if set)."""
@@ -64,4 +72,4 @@ class DenseCLIPSegmenter(WindowSegmenter):
         """
         window, _ = pad_to_multiple(window, self.stride)
         pixels = self.teacher.normalize(window)
-        return dense_features(self.teacher.clip.visual, pixels, self.residual)[0]
+        return dense_features(self.teacher.clip.visual, pixels, self.residual, self.readout)[0]
