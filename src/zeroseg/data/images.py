@@ -7,29 +7,93 @@ ignored). Images are resized so the short side is ``resize_short`` and centre-cr
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from zeroseg.errors import ZeroSegError
 
+logger = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".jpe"}
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Open an image file as RGB, or raise a one-line ZeroSegError naming it."""
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # PIL's decompression-bomb limit (~89.5 MP)
+_HIGH_DEPTH = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0}
+
+
+def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image file as 8-bit RGB, as it is meant to be displayed, or raise a one-line
+    ZeroSegError naming it.
+
+    The EXIF orientation is applied; 16-bit and 32-bit integer and float greyscale images are
+    scaled to 8 bits (not clipped); transparent pixels are shown over white. An image of more than
+    ``max_pixels`` is refused from its header, before it is decoded (a JPEG is decoded at a
+    reduced scale instead, with a warning naming both sizes).
+    """
     path = Path(path)
     if not path.is_file():
-        raise ZeroSegError(f"image {path} does not exist")
+        raise ZeroSegError(f"image {path} does not exist" if not path.exists() else
+                           f"image {path} is not a file")  # fmt: skip
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ZeroSegError(f"cannot read image {path}: {error}") from None
+        with warnings.catch_warnings():  # PIL's bomb warning: the size guard below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            _guard_size(img, path, max_pixels)
+            img = ImageOps.exif_transpose(img)
+            return _as_rgb(img)
+    except Image.DecompressionBombError as error:
+        raise ZeroSegError(f"image {path} is too large to read: {error}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise ZeroSegError(f"cannot read image {path}: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _guard_size(img: Image.Image, path: Path, max_pixels: int) -> None:
+    """Refuse (or, for a JPEG, draft at a reduced scale) an image over ``max_pixels``."""
+    width, height = img.size
+    if width * height <= max_pixels:
+        return
+    if img.format == "JPEG":
+        scale = 1
+        while width * height > max_pixels * scale * scale and scale < 8:
+            scale *= 2
+        img.draft("RGB", (width // scale, height // scale))
+        if img.size[0] * img.size[1] <= max_pixels:
+            logger.warning("image %s is %dx%d; decoded at %dx%d", path, width, height, *img.size)
+            return
+    raise ZeroSegError(
+        f"image {path} is {width}x{height} ({width * height / 1e6:.0f} MP), over the limit of "
+        f"{max_pixels / 1e6:.0f} MP; downscale it first"
+    )
+
+
+def _as_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode: high bit depths scaled, transparency over white."""
+    if img.mode in _HIGH_DEPTH or img.mode in ("I", "F"):
+        array = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        if img.mode == "F":
+            high = 1.0 if array.max(initial=0) <= 1.0 else 255.0
+        else:
+            high = _HIGH_DEPTH.get(img.mode, 65535.0 if array.max(initial=0) > 255 else 255.0)
+        grey = np.clip(array / high * 255 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def to_tensor(img: Image.Image) -> Tensor:
