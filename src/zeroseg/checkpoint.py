@@ -20,6 +20,7 @@ import torch
 from zeroseg.atomic import atomic_torch_save
 from zeroseg.config import ExperimentConfig, from_dict
 from zeroseg.errors import ZeroSegError
+from zeroseg.weights_file import read_weights
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
@@ -69,12 +70,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict (weights_only) after checking it is one of ours."""
     path = resolve_checkpoint(path)
-    try:
-        # mmap: tensors are read when touched, so loading a student never reads optimiser state
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ZeroSegError(f"cannot read checkpoint {path}: {first}") from None
+    # mmap: tensors are read when touched, so loading a student never reads optimiser state
+    state = read_weights(path, "checkpoint", mmap=True)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ZeroSegError(f"{path} is not a zeroseg checkpoint (no model/config entries)")
     if state.get("format_version", 0) > FORMAT_VERSION:

@@ -210,15 +210,12 @@ def _seeded(seed: int, make):
 
 
 def _load_state_dict(model: nn.Module, path: Path) -> None:
-    if not path.is_file():
-        raise ZeroSegError(f"teacher checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from zeroseg.weights_file import read_weights
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
+    state = read_weights(path, "teacher checkpoint")
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ZeroSegError(f"teacher checkpoint {path} holds no state dict")
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

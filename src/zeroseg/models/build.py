@@ -14,6 +14,7 @@ from zeroseg.models.decoder import ReconstructionDecoder
 from zeroseg.models.encoder import MaskedViTEncoder
 from zeroseg.models.seg_head import SegmentationHead
 from zeroseg.models.zeroseg import ZeroSeg
+from zeroseg.weights_file import read_weights
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +40,10 @@ def build_encoder(cfg: EncoderConfig) -> MaskedViTEncoder:
 
 def _load_vit_weights(vit: torch.nn.Module, path: Path) -> None:
     """Load a timm or MAE ViT checkpoint; only head/decoder keys may be left out."""
-    if not path.is_file():
-        raise ZeroSegError(f"encoder.init_checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("model", state) if isinstance(state, dict) else state
+    state = read_weights(path, "encoder.init_checkpoint")
+    state = state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ZeroSegError(f"encoder.init_checkpoint {path} holds no state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token", "head"))}
     if "pos_embed" in state and state["pos_embed"].shape != vit.pos_embed.shape:

@@ -1,0 +1,40 @@
+"""Reading weight files safely: safetensors, or ``torch.load(weights_only=True)``, never pickled code.
+
+Every weight file the project reads (checkpoints, teacher and encoder initialisations) comes through
+``read_weights``: a file that is missing, truncated, not a weight file, or a pickle that would run
+code is a one-line ``ZeroSegError`` naming the file and what it was for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zeroseg.errors import ZeroSegError
+
+
+def read_weights(path: str | Path, what: str, mmap: bool = False) -> Any:
+    """The content of a ``.safetensors`` file (a dict of tensors) or of a ``torch.save`` file.
+
+    Args:
+        path: the file.
+        what: what the file is for, for the error message (e.g. "teacher checkpoint").
+        mmap: memory-map a ``torch.save`` file (tensors are read when touched).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ZeroSegError(f"{what} {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as error:  # noqa: BLE001 - any reading failure, named in one line
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        if "weights_only" in text or "Unsupported global" in text:
+            first = "it holds pickled objects other than tensors (refused: loading could run code)"
+        raise ZeroSegError(f"cannot read {what} {path}: {first[:300]}") from None
