@@ -104,3 +104,19 @@ def test_segment_cli_and_python_api_give_the_same_labels(tmp_path, tiny_run):
     size = segmenter.model.input_size
     assert (segmenter.config.short_side, segmenter.config.mode) == (size, "whole")
     assert len(np.unique(labels)) > 1
+
+
+def test_bad_run_settings_are_one_line_errors(tmp_path, image_folder, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    base = ["train", "--preset", "tiny", "--data", str(image_folder), "--steps", "1"]
+    err = _one_line_error(
+        capsys, main([*base, "--out", str(tmp_path / "r"), "train.device=cuda:7"])
+    )
+    assert "cuda:7" in err
+    err = _one_line_error(capsys, main([*base, "--out", str(tmp_path / "r"), "train.device=tpu"]))
+    assert "tpu" in err
+    err = _one_line_error(capsys, main([*base, "--out", str(a_file)]))
+    assert "is not a folder" in err
+    err = _one_line_error(capsys, main(["demo", "--out", str(a_file)]))
+    assert "is not a folder" in err and a_file.read_text() == "keep me"

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from zeroseg.errors import ZeroSegError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -39,9 +41,20 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` = this process's CUDA device when available, else CPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ZeroSegError(f"device {name!r} is not a device (cpu, cuda, cuda:N, mps)") from None
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.index >= count:
+            raise ZeroSegError(f"device {name!r} does not exist here ({count} CUDA devices)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ZeroSegError(f"device {name!r} is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ZeroSegError(f"device {name!r} is not supported (cpu, cuda, cuda:N, mps)")
     return device
 
 

@@ -122,6 +122,8 @@ def train(
 ) -> TrainResult:
     """Train a ZeroSeg student as ``config`` says, writing checkpoints to ``run_dir``."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ZeroSegError(f"--out {run_dir} exists and is not a folder")
     device = select_device(config.train.device)
     info = init_distributed(device)
     try:

@@ -29,6 +29,7 @@ from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
 from zeroseg.baselines.teacher_crops import GridCropSegmenter, SlidingCropSegmenter
 from zeroseg.config import ExperimentConfig, check, load_config
 from zeroseg.data.segmentation import VOCSegmentation
+from zeroseg.errors import ZeroSegError
 from zeroseg.inference import InferenceConfig, Segmenter, changed_fields
 from zeroseg.release import export_release
 from zeroseg.synthetic import writers
@@ -164,6 +165,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     """Run the whole chain and write the report; returns ``metrics.json``'s content."""
     torch.manual_seed(cfg.seed)
     start = time.time()
+    if cfg.out_dir.exists() and not cfg.out_dir.is_dir():
+        raise ZeroSegError(f"--out {cfg.out_dir} exists and is not a folder")
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     train_dir, val_dir = write_world(cfg)
     logger.info("world: %d training scenes, %d validation scenes in %s", cfg.train_images,
