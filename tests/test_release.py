@@ -111,7 +111,7 @@ def test_teacher_file_is_checked_against_the_recorded_hash(tmp_path, tiny_run):
     from safetensors.torch import save_file
 
     from zeroseg.config import to_dict
-    from zeroseg.release import file_sha256
+    from zeroseg.weights_file import file_sha256
 
     meta_path = export_release(tiny_run, tmp_path / "rel") / "config.json"
     weights = tmp_path / "teacher.safetensors"

@@ -130,3 +130,42 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_good_checkpoints
     for path in saved:
         weights = ckpt.load_checkpoint(path)["model"]
         assert all(torch.isfinite(v).all() for v in weights.values()), path.name
+
+
+def test_resume_mid_epoch_is_exact(tmp_path, image_folder):
+    """32 images, micro-batches of 8, batches of 16: 2 steps per epoch; resuming after step 3
+    (mid-epoch) must give the uninterrupted run's losses and weights."""
+    base = [f"data.root={image_folder}", "train.checkpoint_every=1", "train.steps=6",
+            "train.keep_checkpoints=0"]  # fmt: skip
+    straight = train(load_config("tiny", base), tmp_path / "a", progress=False)
+    run = tmp_path / "b"
+    train(load_config("tiny", base), run, progress=False)
+    for path in ckpt.list_checkpoints(run)[3:]:  # as if killed after step 3
+        path.unlink()
+        ckpt.checksum_path(path).unlink()
+    (run / "checkpoints" / ".step_0000004.pt.x1.tmp").write_bytes(b"half a checkpoint")
+    resumed = train(load_config("tiny", base), run, resume=True, progress=False)
+    assert [r["step"] for r in resumed.history] == [4, 5, 6]
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history[3:]]
+    a, b = ckpt.load_checkpoint(tmp_path / "a"), ckpt.load_checkpoint(run)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # no step logged twice
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, image_folder, caplog):
+    base = [f"data.root={image_folder}", "train.checkpoint_every=2", "train.steps=4"]
+    run = tmp_path / "run"
+    train(load_config("tiny", base), run, progress=False)
+    latest = ckpt.latest_checkpoint(run)
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the tensors
+    latest.write_bytes(bytes(data))
+    with pytest.raises(ZeroSegError, match="corrupt"):
+        ckpt.load_checkpoint(latest)
+    more = load_config("tiny", [*base[:-1], "train.steps=6"])
+    with caplog.at_level("WARNING"):
+        result = train(more, run, resume=True, progress=False)
+    assert [r["step"] for r in result.history] == [3, 4, 5, 6]
+    assert "step_0000004.pt" in caplog.text and "step_0000002.pt" in caplog.text

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from zeroseg.atomic import atomic_torch_save
+from zeroseg.atomic import atomic_torch_save, atomic_write_text
 from zeroseg.config import ExperimentConfig, from_dict
 from zeroseg.errors import ZeroSegError
-from zeroseg.weights_file import read_weights
+from zeroseg.weights_file import file_sha256, read_weights
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
@@ -44,14 +44,49 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def checksum_path(path: Path) -> Path:
+    """The checksum file written beside a checkpoint: ``step_XXXXXXX.pt.sha256``."""
+    return path.with_name(path.name + ".sha256")
+
+
 def save_checkpoint(run_dir: Path, state: dict[str, Any], keep: int = 0) -> Path:
-    """Write ``state`` as the checkpoint of ``state['step']``; prune to the newest ``keep`` (0 = all)."""
+    """Write ``state`` as the checkpoint of ``state['step']``, then its SHA-256 and size beside it;
+    prune to the newest ``keep`` (0 = all). Both files are written atomically, checkpoint first."""
     path = checkpoint_path(run_dir, state["step"])
     atomic_torch_save({"format_version": FORMAT_VERSION, **state}, path)
+    atomic_write_text(checksum_path(path), f"{file_sha256(path)}  {path.stat().st_size}\n")
     if keep > 0:
         for old in list_checkpoints(run_dir)[:-keep]:
             old.unlink(missing_ok=True)
+            checksum_path(old).unlink(missing_ok=True)
     return path
+
+
+def remove_partial_writes(run_dir: Path) -> list[Path]:
+    """Delete temporary files a killed checkpoint write left in ``run_dir/checkpoints``."""
+    folder = Path(run_dir) / "checkpoints"
+    stale = sorted(folder.glob(".step_*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Compare a checkpoint with the SHA-256 and size recorded when it was written (if any)."""
+    record = checksum_path(path)
+    if not record.is_file():
+        return
+    fields = record.read_text().split()
+    expected, size = fields[0], int(fields[1]) if len(fields) > 1 else None
+    if size is not None and path.stat().st_size != size:
+        raise ZeroSegError(
+            f"checkpoint {path} is corrupt: {path.stat().st_size} bytes, {size} when written"
+        )
+    if file_sha256(path) != expected:
+        raise ZeroSegError(
+            f"checkpoint {path} is corrupt: its SHA-256 differs from the one recorded when it was "
+            "written"
+        )
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -70,6 +105,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict (weights_only) after checking it is one of ours."""
     path = resolve_checkpoint(path)
+    verify_checkpoint(path)
     # mmap: tensors are read when touched, so loading a student never reads optimiser state
     state = read_weights(path, "checkpoint", mmap=True)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:

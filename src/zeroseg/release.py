@@ -18,7 +18,6 @@ loading the release gives bit-identical predictions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ import torch
 from zeroseg.atomic import atomic_write_bytes, atomic_write_text
 from zeroseg.config import ExperimentConfig, TeacherConfig, from_dict, to_dict
 from zeroseg.errors import ZeroSegError
+from zeroseg.weights_file import file_sha256
 
 FORMAT = "zeroseg-release"
 FORMAT_VERSION = 1
@@ -63,14 +63,6 @@ def is_release(path: str | Path) -> bool:
 def looks_like_hub_id(name: str | Path) -> bool:
     """``user/name`` that is not a local path."""
     return isinstance(name, str) and not Path(name).exists() and bool(_HUB_ID.fullmatch(name))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_release(

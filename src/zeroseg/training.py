@@ -86,12 +86,36 @@ def make_schedule(config: ExperimentConfig, dataset_size: int, world_size: int) 
     )
 
 
-def _batches(loader: DataLoader, sampler: DistributedSampler, epoch: int):
-    """Endless stream of batches, reshuffled every epoch."""
+class ResumableSampler(torch.utils.data.Sampler):
+    """A ``DistributedSampler`` whose current epoch can start part-way, after ``skip`` indices.
+
+    Resuming mid-epoch then feeds exactly the samples an uninterrupted run would have fed next,
+    without loading the ones already seen.
+    """
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler, self.skip = sampler, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.sampler.set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):
+        return iter(list(self.sampler)[self.skip :])
+
+    def __len__(self) -> int:
+        return len(self.sampler) - self.skip
+
+
+def _batches(loader: DataLoader, sampler: ResumableSampler, consumed: int):
+    """Endless stream of batches, reshuffled every epoch, starting after ``consumed`` batches
+    (this rank's micro-batches already trained on: resuming mid-epoch is exact)."""
+    per_epoch = len(sampler.sampler) // loader.batch_size  # drop_last
+    epoch, done = divmod(consumed, per_epoch)
     while True:
-        sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch, skip=done * loader.batch_size)
         yield from loader
-        epoch += 1
+        epoch, done = epoch + 1, 0
 
 
 def _autocast(device: torch.device, precision: str):
@@ -168,9 +192,12 @@ def _train(
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         task.student = DistributedDataParallel(student, device_ids=ids)
-    sampler = DistributedSampler(
-        dataset, info.world_size, info.rank, shuffle=True, seed=config.train.seed, drop_last=True
-    )
+    sampler = ResumableSampler(
+        DistributedSampler(
+            dataset, info.world_size, info.rank, shuffle=True, seed=config.train.seed,
+            drop_last=True,
+        )
+    )  # fmt: skip
     loader = DataLoader(
         dataset,
         batch_size=config.optim.micro_batch_size,
@@ -179,6 +206,9 @@ def _train(
         pin_memory=device.type == "cuda",
         drop_last=True,
         persistent_workers=config.data.num_workers > 0,
+        # its own generator: starting an epoch's iterator must not draw from the global RNG
+        # that masks and Gumbel noise use, or a resumed run would draw different masks
+        generator=torch.Generator().manual_seed(config.train.seed),
     )
     if len(loader) == 0:
         raise ZeroSegError(
@@ -195,8 +225,9 @@ def _train(
             config.optim.micro_batch_size, info.world_size, schedule.accumulation,
             schedule.peak_lr, sum(p.numel() for p in student.parameters()) / 1e6,
         )  # fmt: skip
-    epoch = start_step * config.optim.batch_size // max(1, len(dataset))
-    batches = _batches(loader, sampler, epoch)
+    if info.is_main and start_step:
+        _truncate_jsonl(run_dir / "metrics.jsonl", start_step)
+    batches = _batches(loader, sampler, start_step * schedule.accumulation)
     result = TrainResult(run_dir, start_step, student=student)
     bar = progress_bar(
         total=schedule.total_steps,
@@ -313,10 +344,12 @@ def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
                 f"{run_dir} already holds checkpoints: pass --resume to continue, or choose a new --out"
             )
         return 0
+    for stale in ckpt.remove_partial_writes(run_dir):
+        logger.warning("removed %s, left by an interrupted checkpoint write", stale.name)
+    latest, state = _newest_good_checkpoint(run_dir)
     if latest is None:
         logger.warning("--resume: no checkpoint in %s, starting from step 0", run_dir)
         return 0
-    state = ckpt.load_checkpoint(latest)
     try:
         student.load_state_dict(ckpt.clean_state_dict(state["model"]))
         optimizer.load_state_dict(state["optimizer"])
@@ -329,6 +362,36 @@ def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
         torch.set_rng_state(state["rng"])
     logger.info("resumed from %s at step %d", latest, state["step"])
     return int(state["step"])
+
+
+def _newest_good_checkpoint(run_dir: Path):
+    """(path, state) of the newest checkpoint that reads and matches its checksum; a corrupt one
+    is skipped with a warning naming it and the one used instead. (None, None) when none."""
+    found = ckpt.list_checkpoints(run_dir)
+    for index in range(len(found) - 1, -1, -1):
+        try:
+            return found[index], ckpt.load_checkpoint(found[index])
+        except ZeroSegError as error:
+            fallback = found[index - 1].name if index else "none left: starting from step 0"
+            logger.warning(
+                "skipping %s (%s); falling back to %s", found[index].name, error, fallback
+            )
+    return None, None
+
+
+def _truncate_jsonl(path: Path, last_step: int) -> None:
+    """Keep the records of steps <= ``last_step`` (a resumed run rewrites the later ones)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if _record_step(line) <= last_step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _record_step(line: str) -> float:
+    try:
+        return json.loads(line).get("step", float("inf"))
+    except (json.JSONDecodeError, AttributeError):
+        return float("inf")  # a line cut by a kill: dropped
 
 
 def _save(

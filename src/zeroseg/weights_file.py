@@ -7,6 +7,7 @@ code is a one-line ``ZeroSegError`` naming the file and what it was for.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,12 @@ def read_weights(path: str | Path, what: str, mmap: bool = False) -> Any:
         if "weights_only" in text or "Unsupported global" in text:
             first = "it holds pickled objects other than tensors (refused: loading could run code)"
         raise ZeroSegError(f"cannot read {what} {path}: {first[:300]}") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
