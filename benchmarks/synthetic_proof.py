@@ -46,7 +46,12 @@ PAPER_LOSSES = ("loss.grouping_information_weight=0", "loss.matching=nearest")
 # beyond the paper (issue 14): the teacher's MaskCLIP readout at the token grid as dense targets,
 # read at 128 px (the resolution of the best dense baseline, teacher_dense128)
 DENSE_TARGETS = ("loss.dense_weight=1.0", "teacher.dense_size=128")
-VARIANTS = {"zeroseg": (), "zeroseg_dense": DENSE_TARGETS, "zeroseg_paper_losses": PAPER_LOSSES}
+VARIANTS = {
+    "zeroseg": (),
+    "zeroseg_dense": DENSE_TARGETS,  # every patch's composed embedding to its target
+    "zeroseg_dense_segments": (*DENSE_TARGETS, "loss.dense_level=segment"),  # each token, its region
+    "zeroseg_paper_losses": PAPER_LOSSES,
+}
 
 
 def object_miou(per_class: dict, class_names: list[str]) -> float:

@@ -93,3 +93,18 @@ def test_training_with_cached_dense_targets_equals_online(tmp_path, image_folder
     )  # fmt: skip
     for a, b in zip(online.history, cached.history):
         assert "dense_loss" in a and abs(a["dense_loss"] - b["dense_loss"]) < 2e-3
+
+
+def test_segment_level_dense_loss_pulls_each_token_to_its_region():
+    assignment = torch.softmax(torch.randn(2, 6, 3) * 4, -1)
+    targets = torch.randn(2, 6, 8)
+    regions = assignment.transpose(1, 2) @ targets
+    segments = regions.clone().requires_grad_()
+    loss = dense_distillation_loss(assignment, segments, targets, level="segment")
+    assert loss.item() < 1e-6
+    moved = dense_distillation_loss(assignment, torch.randn(2, 3, 8, requires_grad=True), targets,
+                                    level="segment")  # fmt: skip
+    assert moved.item() > 0
+    soft = assignment.clone().requires_grad_()
+    dense_distillation_loss(soft, torch.randn(2, 3, 8), targets, level="segment").backward()
+    assert soft.grad is None or soft.grad.abs().sum() == 0  # the grouping is held fixed

@@ -126,6 +126,9 @@ class LossConfig:
     # embedding (segment embeddings composed through the assignment maps) to the teacher's dense
     # readout at that patch (teacher.dense_readout / teacher.dense_size).
     dense_weight: float = 0.0
+    # "patch": each patch's composed embedding to its target; "segment": each segment token to the
+    # mean target over its region (assignment-weighted, the grouping held fixed), weighted by size
+    dense_level: Literal["patch", "segment"] = "patch"
 
     def __post_init__(self) -> None:
         weights = ("reconstruction", "distillation", "matching", "grouping_information", "dense")

@@ -117,23 +117,38 @@ def segment_matching_loss(
 
 
 def dense_distillation_loss(
-    assignment: Tensor, segments: Tensor, targets: Tensor, normalize: bool = True
+    assignment: Tensor,
+    segments: Tensor,
+    targets: Tensor,
+    normalize: bool = True,
+    level: str = "patch",
 ) -> Tensor:
-    """Beyond the paper: each visible patch's embedding to the teacher's dense readout there.
+    """Beyond the paper: the student's embeddings to the teacher's dense readout.
 
-    The patch embedding composes the segment embeddings through the soft assignment,
-    p_n = sum_s A[n, s] g_s; the loss is the mean over patches of |p_n - t_n|_1 (the paper's L1 as
-    in its other two losses; both sides L2-normalised with ``normalize``).
+    ``level="patch"``: each visible patch's embedding composes the segment embeddings through the
+    soft assignment, p_n = sum_s A[n, s] g_s; the loss is the mean over patches of |p_n - t_n|_1.
+    ``level="segment"``: each segment token to the mean target over its region,
+    r_s = sum_n A[n, s] t_n (the assignment held fixed: no gradient through the target), the
+    distances |g_s - r_s|_1 averaged with weights sum_n A[n, s] (segment size). The paper's L1 as in
+    its other two losses; both sides L2-normalised with ``normalize``.
 
     Args:
         assignment: (B, N_vis, S) composed soft assignment of the visible patches.
         segments: (B, S, D) segment embeddings g.
         targets: (B, N_vis, D) the teacher's dense readout at the same patches.
     """
-    patches = assignment.float() @ segments.float()  # (B, N_vis, D)
+    assignment, segments, targets = assignment.float(), segments.float(), targets.float()
+    if level == "segment":
+        regions = assignment.detach().transpose(1, 2) @ targets  # (B, S, D)
+        size = assignment.detach().sum(dim=1)  # (B, S)
+        if normalize:
+            segments, regions = F.normalize(segments, dim=-1), F.normalize(regions, dim=-1)
+        distances = l1_distance(segments, regions)  # (B, S)
+        return (distances * size).sum() / size.sum().clamp(min=1e-6)
+    patches = assignment @ segments  # (B, N_vis, D)
     if normalize:
-        patches, targets = F.normalize(patches, dim=-1), F.normalize(targets.float(), dim=-1)
-    return l1_distance(patches, targets.float()).mean()
+        patches, targets = F.normalize(patches, dim=-1), F.normalize(targets, dim=-1)
+    return l1_distance(patches, targets).mean()
 
 
 def grouping_information_loss(assignment: Tensor, balance: str = "image") -> Tensor:
@@ -309,7 +324,7 @@ def zeroseg_losses(
         total = total + cfg.grouping_information_weight * out["grouping_loss"]
     if cfg.dense_weight and assignment is not None and dense_targets is not None:
         out["dense_loss"] = dense_distillation_loss(
-            assignment, segments, dense_targets, cfg.normalize
+            assignment, segments, dense_targets, cfg.normalize, cfg.dense_level
         )
         total = total + cfg.dense_weight * out["dense_loss"]
     out["loss"] = total
