@@ -94,9 +94,7 @@ def main() -> None:
     print(f"machine: {describe(torch.device('cpu'))}")
     print(f"{stats['kills']} SIGKILLs survived ({stats['kills_during_a_checkpoint_write']} during a "
           f"checkpoint write); {args.steps} steps")  # fmt: skip
-    print(
-        f"loss curve equal to the uninterrupted run: {same_curve} ({len(b)} lines)"
-    )
+    print(f"loss curve equal to the uninterrupted run: {same_curve} ({len(b)} lines)")
     print(f"final weights equal: {same_weights}")
     if not (same_curve and same_weights):
         raise SystemExit(1)
