@@ -104,6 +104,12 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         check(self.dense_size >= 0, f"teacher.dense_size must be >= 0, got {self.dense_size}")
+        check(
+            len(self.grids) > 0 and self.grids[0] == 1 and all(g >= 1 for g in self.grids)
+            and len(set(self.grids)) == len(self.grids),
+            f"teacher.grids must start with 1 (view 0 is the whole crop) and list distinct "
+            f"positive grid sizes, got {list(self.grids)}",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,10 @@ class DataConfig:
     resize_short: int = 256  # [guess 13] resize short side, then centre-crop encoder.image_size
     num_workers: int = 4
     teacher_cache: str = ""  # folder of cached teacher views ("" = run the teacher online)
+
+    def __post_init__(self) -> None:
+        check(self.resize_short > 0, f"data.resize_short must be positive, got {self.resize_short}")
+        check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,11 @@ def parse_class_list(text: str) -> list[str | list[str]]:
     """Split "cat | kitten, dog, grass" into classes (validated).
 
     Commas separate classes; ``|`` separates synonyms of one class (the first is the display
-    name), as a list in the result. Newlines separate classes too.
+    name), as a list in the result. Newlines separate classes too (a pasted list's leading and
+    trailing blank lines are ignored; an empty name between separators is an error).
     """
     classes: list[str | list[str]] = []
-    for item in text.replace("\n", ",").split(","):
+    for item in text.strip().replace("\n", ",").split(","):
         names = [name.strip() for name in item.split("|")]
         if any(not name for name in names) and len(names) > 1:
             raise ZeroSegError(f"class {item.strip()!r} has an empty synonym")

@@ -1,0 +1,350 @@
+"""Bad inputs through the command line: every case ends in a result or a one-line error, nothing lost.
+
+Runs ``zeroseg`` in-process on a table of inputs a user might give (images of every kind and
+breakage, class lists, checkpoints and releases that are wrong, config overrides out of range) and
+classifies each outcome:
+
+- correct result: exit status 0 and the expected outputs present (label PNG of the input's size);
+- clean error: exit status 1 or 2 and standard error ending in one ``zeroseg: ...`` line, no
+  traceback;
+- crash: any exception escaping ``main``, a traceback, or a result where an error was due;
+- files lost: a file that was in the output folder before the command and changed or vanished,
+  or a temporary file left behind.
+
+    python benchmarks/robustness.py            # prints the table; exit status 1 on any crash
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from zeroseg.cli import main
+
+GOOD_ARRAY = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+
+
+@dataclass
+class Case:
+    group: str
+    name: str
+    argv: Callable[[Path], list[str]]  # from the case's own folder
+    expect: str  # "result" or "error"
+    prepare: Callable[[Path], None] = lambda folder: None
+
+
+def _png(path: Path, img: Image.Image) -> None:
+    img.save(path, format="PNG")
+
+
+def image_cases(run: Path) -> list[Case]:
+    """Images: good ones of unusual kinds, broken ones, wrong kinds of path."""
+    makers: dict[str, tuple[Callable[[Path], None], str]] = {
+        "rgb.png": (lambda p: _png(p, Image.fromarray(GOOD_ARRAY)), "result"),
+        "grey.png": (lambda p: _png(p, Image.fromarray(GOOD_ARRAY[..., 0])), "result"),
+        "grey16.png": (
+            lambda p: _png(p, Image.fromarray(GOOD_ARRAY[..., 0].astype(np.uint16) * 257)),
+            "result",
+        ),
+        "float.tiff": (
+            lambda p: Image.fromarray(GOOD_ARRAY[..., 0].astype(np.float32) / 255).save(p),
+            "result",
+        ),
+        "cmyk.jpg": (
+            lambda p: Image.fromarray(GOOD_ARRAY).convert("CMYK").save(p, "JPEG"),
+            "result",
+        ),
+        "palette.png": (lambda p: _png(p, Image.fromarray(GOOD_ARRAY).convert("P")), "result"),
+        "la.png": (lambda p: _png(p, Image.fromarray(GOOD_ARRAY[..., 0]).convert("LA")), "result"),
+        "rgba.png": (lambda p: _png(p, Image.fromarray(GOOD_ARRAY).convert("RGBA")), "result"),
+        "one.png": (lambda p: _png(p, Image.new("RGB", (1, 1))), "result"),
+        "thin.png": (lambda p: _png(p, Image.new("RGB", (2000, 1), (9, 9, 9))), "result"),
+        "tall.png": (lambda p: _png(p, Image.new("RGB", (1, 2000), (9, 9, 9))), "result"),
+        "webp.webp": (lambda p: Image.fromarray(GOOD_ARRAY).save(p, "WEBP"), "result"),
+        "bmp.bmp": (lambda p: Image.fromarray(GOOD_ARRAY).save(p, "BMP"), "result"),
+        "name with spaces ü 日本.png": (lambda p: _png(p, Image.fromarray(GOOD_ARRAY)), "result"),
+        "empty.png": (lambda p: p.write_bytes(b""), "error"),
+        "truncated.jpg": (lambda p: p.write_bytes(_jpeg()[:150]), "error"),
+        "truncated_half.jpg": (lambda p: p.write_bytes(_jpeg()[: len(_jpeg()) // 2]), "error"),
+        "truncated.png": (lambda p: p.write_bytes(_png_bytes()[:80]), "error"),
+        "text.png": (lambda p: p.write_text("not an image"), "error"),
+        "html.jpg": (lambda p: p.write_text("<html>404</html>"), "error"),
+        "zeros.jpg": (lambda p: p.write_bytes(bytes(4096)), "error"),
+        "bomb.png": (lambda p: _png(p, Image.new("1", (12000, 12000))), "error"),
+        "folder.png": (lambda p: p.mkdir(), "error"),
+        "missing.png": (lambda p: None, "error"),
+    }
+    cases = []
+    for name, (make, expect) in makers.items():
+
+        def argv(folder: Path, name=name) -> list[str]:
+            return ["segment", str(folder / name), "--checkpoint", str(run), "--classes", "a, b",
+                    "--out", str(folder / "out"), "--no-progress"]  # fmt: skip
+
+        cases.append(Case("images", name, argv, expect, lambda f, m=make, n=name: m(f / n)))
+    return cases
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(GOOD_ARRAY).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(GOOD_ARRAY).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def class_cases(run: Path) -> list[Case]:
+    lists = {
+        "empty": ("", "error"), "spaces": ("   ", "error"), "commas": (" , , ", "error"),
+        "duplicate": ("cat, dog, cat", "error"), "case duplicate": ("Cat, cat", "error"),
+        "empty synonym": ("cat |, dog", "error"), "bar only": ("|", "error"),
+        "one": ("cat", "result"), "synonyms": ("cat | kitten, dog", "result"),
+        "unicode": ("猫, собака, café", "result"), "emoji": ("🐱, 🐶", "result"),
+        "long name": ("a " * 200 + "cat, dog", "result"),
+        "300 classes": (", ".join(f"class {i}" for i in range(300)), "result"),
+        "1000 classes": (", ".join(f"thing {i}" for i in range(1000)), "result"),
+        "newlines": ("cat\ndog\n", "result"), "trailing comma": ("cat, dog,", "error"),
+    }  # fmt: skip
+    cases = []
+    for name, (text, expect) in lists.items():
+
+        def argv(folder: Path, text=text) -> list[str]:
+            return ["segment", str(folder / "x.png"), "--checkpoint", str(run), "--classes", text,
+                    "--out", str(folder / "out"), "--no-progress", "--templates", "simple1"]  # fmt: skip
+
+        cases.append(Case("class lists", name, argv, expect,
+                          lambda f: _png(f / "x.png", Image.fromarray(GOOD_ARRAY))))  # fmt: skip
+    return cases
+
+
+def checkpoint_cases(run: Path, release: Path) -> list[Case]:
+    latest = sorted((run / "checkpoints").glob("step_*.pt"))[-1]
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("touch pickle-ran",))
+
+    def other_architecture(folder: Path) -> None:
+        state = torch.load(latest, weights_only=True)
+        state["config"]["seg_head"]["width"] = 32
+        torch.save(state, folder / "ckpt.pt")
+
+    makers = {
+        "missing": lambda f: None,
+        "empty folder": lambda f: (f / "ckpt.pt").mkdir(),
+        "truncated": lambda f: (f / "ckpt.pt").write_bytes(latest.read_bytes()[:1000]),
+        "text": lambda f: (f / "ckpt.pt").write_text("hello"),
+        "foreign": lambda f: torch.save({"weights": torch.zeros(3)}, f / "ckpt.pt"),
+        "pickled code": lambda f: torch.save({"model": RunsCode(), "config": {}}, f / "ckpt.pt"),
+        "other architecture": other_architecture,
+        "flipped byte": lambda f: _flipped(latest, f / "ckpt.pt"),
+        "release without config": lambda f: _release_without(release, f / "ckpt.pt", "config.json"),
+        "release without weights": lambda f: _release_without(release, f / "ckpt.pt", "model.safetensors"),
+        "release bad weights": lambda f: _release_broken(release, f / "ckpt.pt"),
+        "hub id offline": lambda f: None,
+    }  # fmt: skip
+    cases = []
+    for name, make in makers.items():
+
+        def argv(folder: Path, name=name) -> list[str]:
+            target = "someone/not-cached" if name == "hub id offline" else str(folder / "ckpt.pt")
+            return ["segment", str(folder / "x.png"), "--checkpoint", target, "--classes", "a",
+                    "--out", str(folder / "out"), "--no-progress"]  # fmt: skip
+
+        def prepare(folder: Path, make=make) -> None:
+            _png(folder / "x.png", Image.fromarray(GOOD_ARRAY))
+            make(folder)
+
+        cases.append(Case("checkpoints", name, argv, "error", prepare))
+    return cases
+
+
+def _flipped(source: Path, target: Path) -> None:
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    sidecar = source.with_name(source.name + ".sha256")
+    target.with_name(target.name + ".sha256").write_text(sidecar.read_text())
+
+
+def _release_without(release: Path, target: Path, missing: str) -> None:
+    import shutil
+
+    shutil.copytree(release, target)
+    (target / missing).unlink()
+
+
+def _release_broken(release: Path, target: Path) -> None:
+    import shutil
+
+    shutil.copytree(release, target)
+    (target / "model.safetensors").write_bytes(b"\x00" * 64)
+
+
+def override_cases(data: Path) -> list[Case]:
+    train = {
+        "mask ratio 1.0": "encoder.mask_ratio=1.0", "mask ratio 1.5": "encoder.mask_ratio=1.5",
+        "mask ratio -0.5": "encoder.mask_ratio=-0.5", "batch 0": "optim.batch_size=0",
+        "batch -4": "optim.batch_size=-4", "micro-batch 0": "optim.micro_batch_size=0",
+        "checkpoint_every 0": "train.checkpoint_every=0", "steps -5": "train.steps=-5",
+        "lr nan": "optim.base_lr=nan", "lr inf": "optim.base_lr=.inf",
+        "unknown key": "train.nope=1", "unknown section": "nope.x=1", "no equals": "encoder",
+        "wrong type": "optim.batch_size=many", "list for int": "optim.batch_size=[1]",
+        "bad matching": "loss.matching=closest", "device cuda:7": "train.device=cuda:7",
+        "device tpu": "train.device=tpu", "grids empty": "teacher.grids=[]",
+        "negative weight": "loss.dense_weight=-1", "keep -1": "train.keep_checkpoints=-1",
+        "teacher file missing": "teacher.pretrained=/nowhere/teacher.pt",
+        "encoder init missing": "encoder.init_checkpoint=/nowhere/mae.pth",
+        "bad yaml": "loss.matching=[unclosed", "grids without 1": "teacher.grids=[2,3]",
+        "grids repeated": "teacher.grids=[1,2,2]", "dense size -1": "teacher.dense_size=-1",
+        "level x": "loss.dense_level=x", "workers -1": "data.num_workers=-1",
+    }  # fmt: skip
+    cases = []
+    for name, override in train.items():
+
+        def argv(folder: Path, override=override) -> list[str]:
+            return ["train", "--preset", "tiny", "--data", str(data), "--out", str(folder / "out"),
+                    "--no-progress", override]  # fmt: skip
+
+        cases.append(Case("training overrides", name, argv, "error"))
+    inference = {
+        "window 0": "window=0", "stride > window": "stride=99", "threshold 2": "bg_threshold=2",
+        "mode x": "mode=x", "pamr -1": "pamr_steps=-1", "templates x": "templates=nope",
+        "short side -1": "short_side=-1", "top-k -2": "top_k_classes=-2",
+    }  # fmt: skip
+    return cases + [
+        Case(
+            "inference overrides",
+            name,
+            lambda f, o=o, d=data: [
+                "segment",
+                str(next(d.rglob("*.png"))),
+                "--checkpoint",
+                "unused",
+                "--classes",
+                "a",
+                "--out",
+                str(f / "out"),
+                "--set",
+                o,
+                "--set",
+                "window=8" if "stride" in o else "mode=whole",
+            ],
+            "error",
+        )  # fmt: skip
+        for name, o in inference.items()
+    ]
+
+
+def run_case(case: Case, folder: Path) -> dict:
+    folder.mkdir(parents=True)
+    case.prepare(folder)
+    out = folder / "out"
+    if case.group != "training overrides":
+        out.mkdir(exist_ok=True)
+        (out / "keep.txt").write_text("the user's file")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    crashed = None
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(case.argv(folder))
+    except SystemExit as exit_:  # argparse
+        code = exit_.code if isinstance(exit_.code, int) else 2
+    except BaseException as error:  # noqa: BLE001 - a crash is what this counts
+        code, crashed = None, f"{type(error).__name__}: {str(error)[:200]}"
+    err = stderr.getvalue().strip()
+    last = err.splitlines()[-1] if err else ""
+    lost = (out / "keep.txt").is_file() is False and case.group != "training overrides"
+    lost = lost or bool(list(folder.rglob("*.tmp"))) or (folder / "pickle-ran").exists()
+    if crashed or "Traceback" in err:
+        outcome = "crash"
+    elif code == 0:
+        ok = case.expect == "result" and any(p.suffix == ".png" for p in out.rglob("*.png"))
+        outcome = "correct result" if ok else "crash"
+        crashed = None if ok else "a result where an error was due"
+    elif code in (1, 2) and last.startswith("zeroseg: "):
+        outcome = "clean error" if case.expect == "error" else "crash"
+        crashed = None if case.expect == "error" else f"an error where a result was due: {last}"
+    else:
+        outcome, crashed = "crash", f"exit status {code}, stderr {last!r}"
+    return {"group": case.group, "case": case.name, "outcome": outcome, "files_lost": lost,
+            "detail": crashed or last}  # fmt: skip
+
+
+def build_fixtures(root: Path) -> tuple[Path, Path, Path]:
+    """A folder of training images, a tiny trained run and its release."""
+    from zeroseg.config import load_config
+    from zeroseg.release import export_release
+    from zeroseg.training import train
+
+    data = root / "images"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(16):
+        Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    run = root / "run"
+    train(load_config("tiny", [f"data.root={data}", "train.steps=2"]), run, progress=False)
+    return data, run, export_release(run, root / "release")
+
+
+def all_cases(data: Path, run: Path, release: Path) -> list[Case]:
+    return [*image_cases(run), *class_cases(run), *checkpoint_cases(run, release),
+            *override_cases(data)]  # fmt: skip
+
+
+def main_() -> int:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import logging
+
+    logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data, run, release = build_fixtures(root)
+        cwd = os.getcwd()
+        rows = []
+        for index, case in enumerate(all_cases(data, run, release)):
+            folder = root / f"case{index:03d}"
+            os.chdir(root)
+            try:
+                rows.append(run_case(case, folder))
+            finally:
+                os.chdir(cwd)
+    from _machine import describe
+
+    print(f"machine: {describe(torch.device('cpu'))}")
+    print("| group | inputs | correct results | clean errors | crashes | files lost |")
+    print("|---|---|---|---|---|---|")
+    groups = sorted({r["group"] for r in rows}, key=[r["group"] for r in rows].index)
+    for group in [*groups, "all"]:
+        sel = [r for r in rows if group in ("all", r["group"])]
+        count = {
+            k: sum(r["outcome"] == k for r in sel)
+            for k in ("correct result", "clean error", "crash")
+        }
+        print(f"| {group} | {len(sel)} | {count['correct result']} | {count['clean error']} | "
+              f"{count['crash']} | {sum(r['files_lost'] for r in sel)} |")  # fmt: skip
+    for row in rows:
+        if row["outcome"] == "crash" or row["files_lost"]:
+            print(f"CRASH {row['group']} / {row['case']}: {row['detail']}")
+    if "--json" in sys.argv:
+        print(json.dumps(rows, indent=1))
+    return 1 if any(r["outcome"] == "crash" or r["files_lost"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_())
