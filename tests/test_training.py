@@ -169,3 +169,39 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, image_
         result = train(more, run, resume=True, progress=False)
     assert [r["step"] for r in result.history] == [3, 4, 5, 6]
     assert "step_0000004.pt" in caplog.text and "step_0000002.pt" in caplog.text
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, image_folder):
+    """A real ``kill -9`` of ``zeroseg train`` once a checkpoint exists, then ``--resume``."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def command(out):
+        return [sys.executable, "-m", "zeroseg", "train", "--preset", "tiny", "--data",
+                str(image_folder), "--out", str(out), "--steps", "8", "--resume", "--no-progress",
+                "train.checkpoint_every=1", "train.log_every=1"]  # fmt: skip
+
+    subprocess.run(command(tmp_path / "straight"), env=env, check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while not ckpt.list_checkpoints(killed) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run(command(killed), env=env, check=True, capture_output=True)
+    a, b = ckpt.load_checkpoint(tmp_path / "straight"), ckpt.load_checkpoint(killed)
+    assert a["step"] == b["step"] == 8
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    lines = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    straight = [
+        json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [(r["step"], r["loss"]) for r in lines] == [(r["step"], r["loss"]) for r in straight]

@@ -254,6 +254,13 @@ def _train(
                 losses = train_step(
                     task, batches, optimizer, schedule.accumulation, device, config, info
                 )
+                record = {"step": step + 1, "lr": lr, **losses}
+                # logged before the checkpoint: a kill between the two replays this step on resume
+                # (its line is dropped and rewritten), never leaves a checkpoint without its line
+                if info.is_main and (
+                    (step + 1) % config.train.log_every == 0 or step == 0
+                ):
+                    _append_jsonl(run_dir / "metrics.jsonl", record)
                 if checkpoint_now:
                     _save(run_dir, step + 1, task, optimizer, config, info)
             except NonFiniteLossError as error:
@@ -262,14 +269,11 @@ def _train(
                     f"training stopped at step {step + 1}: {error}; the last good checkpoint is "
                     f"{latest or 'none (no checkpoint was written yet)'}"
                 ) from None
-            record = {"step": step + 1, "lr": lr, **losses}
             result.history.append(record)
             bar.update(1)
             bar.set_postfix(
                 {k.replace("_loss", ""): f"{v:.4f}" for k, v in record.items() if "loss" in k}
             )
-            if info.is_main and ((step + 1) % config.train.log_every == 0 or step == start_step):
-                _append_jsonl(run_dir / "metrics.jsonl", record)
         result.steps = schedule.total_steps
     except KeyboardInterrupt:
         logger.warning("interrupted; resume with --resume from the last checkpoint")
