@@ -95,14 +95,16 @@ def timed_scores(methods: dict, dataset) -> dict:
     return results
 
 
-def run_world(seed: int, out: Path, steps: int, skip: tuple[str, ...] = ()) -> dict:
+def run_world(
+    seed: int, out: Path, steps: int, skip: tuple[str, ...] = (), extra: dict | None = None
+) -> dict:
     cfg = DemoConfig(out_dir=out / f"world{seed}", seed=seed, steps=steps)
     train_dir, val_dir = write_world(cfg)
     teacher = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg))
     dataset = VOCSegmentation(val_dir, split="val")
     names = list(dataset.class_names)
     results = {}
-    runs = {k: v for k, v in VARIANTS.items() if k not in skip}
+    runs = {k: v for k, v in {**VARIANTS, **(extra or {})}.items() if k not in skip}
     for name, overrides in runs.items():
         run = cfg.out_dir / "runs" / name
         if any(o.startswith("loss.dense_weight") for o in overrides):  # its own view cache
@@ -152,13 +154,21 @@ def main() -> None:
         "--skip", nargs="*", default=[], choices=[*VARIANTS, "upper_bound"],
         help="rows to leave out (the full method and the baselines always run)",
     )  # fmt: skip
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=KEY=VALUE[,KEY=VALUE]",
+        help="an extra student row: its name and overrides (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
+    extra = {}
+    for item in args.variant:
+        name, _, overrides = item.partition("=")
+        extra[name] = tuple(o for o in overrides.split(",") if o)
     if "zeroseg" in args.skip:
         parser.error("the full method is the row every other is compared with")
     worlds = {}
     for seed in args.seeds:
         start = time.time()
-        worlds[seed] = run_world(seed, args.out, args.steps, tuple(args.skip))
+        worlds[seed] = run_world(seed, args.out, args.steps, tuple(args.skip), extra)
         print(f"world {seed}: {json.dumps(worlds[seed])} ({time.time() - start:.0f} s)", flush=True)
     methods = [k for k in worlds[args.seeds[0]] if k != "summary"]
     print(f"\nmachine: {describe(torch.device('cpu'))}")
