@@ -49,6 +49,21 @@ def test_evaluate_writes_results_and_reproducible_predictions(tmp_path, tiny_run
     )
 
 
+@pytest.mark.parametrize("method", ["sclip", "clearclip", "naclip"])
+def test_evaluate_training_free_readouts_record_their_protocol(
+    tmp_path, tiny_run, voc_root, method
+):
+    code = main(["evaluate", "--checkpoint", str(tiny_run), "--method", method, "--protocol",
+                 method, "--dataset", "voc", "--data-root", str(voc_root), "--out",
+                 str(tmp_path / "o"), "--no-progress", "short_side=32", "window=32", "stride=16",
+                 "templates=simple1"])  # fmt: skip
+    assert code == 0
+    settings = json.loads((tmp_path / "o" / "results.json").read_text())["settings"]
+    assert settings["method"] == method and settings["protocol"] == method
+    text = json.dumps(settings)
+    assert ('pamr_steps": 10' in text) is (method == "naclip")
+
+
 def test_evaluate_teacher_dense_baseline(tmp_path, tiny_run, voc_root):
     code = main(["evaluate", "--checkpoint", str(tiny_run), "--method", "teacher-dense",
                  "--dataset", "voc20", "--data-root", str(voc_root), "--out", str(tmp_path / "o"),
