@@ -13,7 +13,10 @@ def test_train_then_segment(tmp_path, image_folder, capsys):
     run = tmp_path / "r"
     assert main(["train", "--data", str(image_folder), "--out", str(run), "--steps", "2",
                  "--no-progress"]) == 0  # fmt: skip
-    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_0000002.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step_0000002.pt",
+        "step_0000002.pt.sha256",
+    ]
     image = tmp_path / "photo.jpg"
     Image.fromarray((np.random.rand(45, 77, 3) * 255).astype(np.uint8)).save(image)
     out = tmp_path / "seg"

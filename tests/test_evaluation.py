@@ -171,4 +171,4 @@ def test_protocol_presets():
         for c, f in sclip.values()
     )
     with pytest.raises(ZeroSegError, match="unknown protocol"):
-        protocol_config("clearclip", "voc")
+        protocol_config("clipseg", "voc")
