@@ -257,9 +257,7 @@ def _train(
                 record = {"step": step + 1, "lr": lr, **losses}
                 # logged before the checkpoint: a kill between the two replays this step on resume
                 # (its line is dropped and rewritten), never leaves a checkpoint without its line
-                if info.is_main and (
-                    (step + 1) % config.train.log_every == 0 or step == 0
-                ):
+                if info.is_main and ((step + 1) % config.train.log_every == 0 or step == 0):
                     _append_jsonl(run_dir / "metrics.jsonl", record)
                 if checkpoint_now:
                     _save(run_dir, step + 1, task, optimizer, config, info)
