@@ -7,8 +7,10 @@ text encoder, prompt-ensembled): P = softmax(logit_scale * cos(g, t)) over all q
 scores the max over its synonyms. Optional GroupViT steps, each a named ``InferenceConfig`` field:
 image-level top-k class restriction (``top_k_classes``) and the background threshold: pixels whose
 best class score is below min(bg_threshold, best score in the window) become background.
-Whole-image or sliding-window mode; window scores are averaged and resized to the input size, then
-optionally refined by PAMR (``pamr_steps``; guided by the input image) before the arg-max.
+Whole-image or sliding-window mode; window scores are averaged and enlarged bilinearly to the input
+size one band of rows at a time (``zeroseg.banded``), so a large photo never holds its full score
+tensor, then optionally refined by PAMR (``pamr_steps``; guided by the input image) before the
+arg-max.
 
 Shapes: S segments, Q text queries, K classes, C output channels (K, or 1 + K with background),
 H x W pixels, h x w patch grid.
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zeroseg.banded import banded_argmax, bilinear
 from zeroseg.config import check
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.grouping import compose_assignments
@@ -96,17 +99,27 @@ class SegmentationResult:
 
     Attributes:
         labels: (H, W) int64 class index per pixel, at the input's size.
-        scores: (C, H, W) float class scores.
+        model_scores: (C, h, w) float class scores at the resolution the model worked at.
         class_names: display names aligned with label indices ("background" first if used).
         segment_ids: (H, W) int64 segment index per pixel (whole mode only, else None).
         segment_classes: (S,) class index of each segment (whole mode only, else None).
+        refined_scores: (C, H, W) scores after PAMR, when it ran (it works at the input's size).
     """
 
     labels: Tensor
-    scores: Tensor
+    model_scores: Tensor
     class_names: list[str]
     segment_ids: Tensor | None = None
     segment_classes: Tensor | None = None
+    refined_scores: Tensor | None = None
+
+    @property
+    def scores(self) -> Tensor:
+        """(C, H, W) class scores at the input's size, made on access (the labels never need the
+        whole tensor: for a 12 MP photo and 20 classes it is about 1 GB)."""
+        if self.refined_scores is not None:
+            return self.refined_scores
+        return bilinear(self.model_scores, tuple(self.labels.shape))
 
 
 def resize_short_side(image: Tensor, config: InferenceConfig) -> Tensor:
@@ -204,18 +217,22 @@ class WindowSegmenter:
         else:
             scores, segments, segment_classes = self._slide(resized), None, None
         size = (height, width)
-        scores = F.interpolate(scores[None], size, mode="bilinear", align_corners=False)[0]
-        if self.config.pamr_steps:
+        refined = None
+        if self.config.pamr_steps:  # PAMR works at the input's size, guided by the input
             guide = image.to(scores.device).float().unsqueeze(0)
-            scores = pamr(guide, scores[None], self.config.pamr_steps, self.config.pamr_dilations)[
-                0
-            ]
+            refined = pamr(
+                guide, bilinear(scores, size)[None], self.config.pamr_steps,
+                self.config.pamr_dilations,
+            )[0]  # fmt: skip
+            labels = refined.argmax(0)
+        else:
+            labels = banded_argmax(scores, size)  # one band of full-size scores at a time
         if segments is not None:
             segments = F.interpolate(segments[None, None].float(), size, mode="nearest")[
                 0, 0
             ].long()
         names = list(self.vocabulary.names)
-        return SegmentationResult(scores.argmax(0), scores, names, segments, segment_classes)
+        return SegmentationResult(labels, scores, names, segments, segment_classes, refined)
 
     def _slide(self, image: Tensor) -> Tensor:
         """Average window scores over mmseg's sliding grid -> (C, H, W)."""

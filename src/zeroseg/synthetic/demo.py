@@ -134,8 +134,9 @@ def teacher_baselines(teacher, image_size: int) -> dict:
     return methods
 
 
-# scenes are segmented at their own size, in one window, with CLIP's plain "a photo of a {}."
-STUDENT_INFERENCE = InferenceConfig(short_side=0, mode="whole", templates="simple1")
+# scenes are segmented in one window at the model's size (the scenes' own), with CLIP's plain
+# "a photo of a {}."; the exported release records the same (a big photo is resized, not tiled)
+STUDENT_INFERENCE = InferenceConfig(mode="whole", templates="simple1")
 
 
 def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dict:
