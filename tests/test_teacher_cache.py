@@ -60,3 +60,21 @@ def test_a_teacher_checkpoint_rewritten_in_place_changes_the_identity(tmp_path, 
     os.utime(weights, ns=(1, 1))
     assert cache_identity(config, dataset)["teacher_weights"] != before["teacher_weights"]
     assert cache_identity(load_config("tiny"), dataset)["teacher_weights"] is None  # no file
+
+
+def test_a_corrupt_cache_is_refused(tmp_path, image_folder):
+    cache = tmp_path / "cache"
+    config = load_config("tiny", [f"data.root={image_folder}", f"data.teacher_cache={cache}"])
+    dataset = ImageFolder(image_folder, 64, config.data.resize_short)
+    teacher = build_teacher(config.teacher)
+    cached_dataset(config, dataset, teacher, torch.device("cpu"), DistInfo(), False)
+    identity = cache_identity(config, dataset)
+    views = cache / "views.npy"
+    data = bytearray(views.read_bytes())
+    data[-100] ^= 0x40  # one flipped bit among the stored views
+    views.write_bytes(bytes(data))
+    with pytest.raises(ZeroSegError, match="corrupt: views.npy differs"):
+        open_cache(cache, identity)
+    views.write_bytes(bytes(data[:-64]))
+    with pytest.raises(ZeroSegError, match="corrupt: views.npy is"):
+        open_cache(cache, identity)

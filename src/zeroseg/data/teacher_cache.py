@@ -6,7 +6,8 @@ Layout of a cache folder::
     dense.npy    (N, gh * gw, D) float16 memmap of dense targets at the student's token grid, only
                  when ``loss.dense_weight`` > 0 (beyond the paper; ``CLIPTeacher.encode_dense``)
     meta.json    what the rows mean (teacher identity, grids, crop geometry, file-list hash) and
-                 ``complete: true`` once every row is written
+                 ``complete: true`` once every row is written, with each file's size and SHA-256
+                 (checked on open: a truncated or altered cache is refused, not trained on)
 
 For ImageNet-1k with ViT-L/14 and 30 views that is about 59 GB. Filling is sharded across ranks
 under torchrun (rank r writes rows r, r+W, ...). A cache whose meta does not match the run's config
@@ -32,6 +33,7 @@ from zeroseg.distributed import DistInfo, barrier
 from zeroseg.errors import ZeroSegError
 from zeroseg.progress import progress as progress_bar
 from zeroseg.teacher import CLIPTeacher
+from zeroseg.weights_file import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +115,37 @@ def open_cache(cache_dir: Path, identity: dict) -> np.ndarray:
             raise ZeroSegError(
                 f"teacher cache {cache_dir} is stale: {key} is {meta.get(key)!r}, run needs {value!r}"
             )
+    verify_cache_files(Path(cache_dir), meta.get("files", {}))
     return np.load(Path(cache_dir) / "views.npy", mmap_mode="r")
+
+
+HASHED_UP_TO = 2 << 30  # files up to 2 GiB are hashed on every open; larger ones checked by size
+
+
+def cache_file_records(cache_dir: Path, names: list[str]) -> dict:
+    """Size and SHA-256 of each finished cache file, recorded in meta.json."""
+    return {
+        name: {"bytes": (cache_dir / name).stat().st_size, "sha256": file_sha256(cache_dir / name)}
+        for name in names
+    }
+
+
+def verify_cache_files(cache_dir: Path, records: dict) -> None:
+    """Refuse a cache whose files changed since they were written (size always; SHA-256 for
+    files up to ``HASHED_UP_TO``). Caches written before records existed are not checked."""
+    for name, record in records.items():
+        path = cache_dir / name
+        size = path.stat().st_size if path.is_file() else None
+        if size != record["bytes"]:
+            raise ZeroSegError(
+                f"teacher cache {cache_dir} is corrupt: {name} is {size} bytes, "
+                f"{record['bytes']} when written; delete it to rebuild"
+            )
+        if size <= HASHED_UP_TO and file_sha256(path) != record["sha256"]:
+            raise ZeroSegError(
+                f"teacher cache {cache_dir} is corrupt: {name} differs from the file written "
+                "(SHA-256); delete it to rebuild"
+            )
 
 
 def fill_cache(
@@ -164,7 +196,10 @@ def fill_cache(
     del rows, dense_rows
     barrier(info)
     if info.is_main:
-        atomic_write_text(cache_dir / "meta.json", json.dumps({**identity, "complete": True}))
+        names = ["views.npy"] + (["dense.npy"] if identity.get("dense") else [])
+        files = cache_file_records(cache_dir, names)
+        complete = {**identity, "complete": True, "files": files}
+        atomic_write_text(cache_dir / "meta.json", json.dumps(complete))
         logger.info("teacher cache %s: %s float16", cache_dir, "x".join(map(str, shape)))
     barrier(info)
     return open_cache(cache_dir, identity)
