@@ -1,0 +1,100 @@
+"""Why the student names no object: do its segments isolate objects, and what do their tokens say?
+
+For students trained by ``benchmarks/synthetic_proof.py`` in one world, over validation scenes
+(segments taken by arg-max as at inference):
+
+- segments per image, and how pure an object's main segment is (share of its pixels that are it);
+- for each segment whose pixels are at least half one object class: the rank (0 = first of 13) of
+  that class in the student's token scores, and in the scores of the teacher's own dense readout
+  averaged over the same segment (what a token could say if it carried the teacher's region view).
+
+    python benchmarks/synthetic_token_names.py --world runs/proof_dense/world0 --runs zeroseg zeroseg_dense
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from _machine import describe
+
+from zeroseg.data.segmentation import VOCSegmentation
+from zeroseg.inference import InferenceConfig, Segmenter
+from zeroseg.synthetic.scenes import NUM_STUFF
+
+
+def rank(scores: torch.Tensor, index: int) -> int:
+    return int((scores > scores[index]).sum())
+
+
+def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
+    names = list(dataset.class_names)
+    segmenter = Segmenter.from_checkpoint(run, InferenceConfig(templates="simple1"), device="cpu")
+    segmenter.set_vocabulary(names)
+    vocab, teacher = segmenter.vocabulary, segmenter.teacher
+    teacher.dense_size = dense_size  # the same readout for every student
+    segments, purity, student_ranks, teacher_ranks = [], [], [], []
+    for i in range(min(images, len(dataset))):
+        image, label, _ = dataset[i]
+        with torch.no_grad():
+            ids, out = segmenter.segment_map(image[None])
+            grid = (image.shape[-2] // 8, image.shape[-1] // 8)
+            dense = teacher.encode_dense(image[None], grid)[0]  # (N, D)
+        label = torch.as_tensor(np.asarray(label))
+        segments.append(len(ids.unique()))
+        for c in label.unique():
+            if NUM_STUFF <= c < len(names):
+                main = torch.mode(ids[label == c]).values
+                purity.append(float((label[ids == main] == c).float().mean()))
+        tokens = F.normalize(out.segment_embeddings[0], dim=-1)
+        for s in ids.unique():
+            inside = ids == s
+            values, counts = label[inside].unique(return_counts=True)
+            major = int(values[counts.argmax()])
+            if not NUM_STUFF <= major < len(names) or counts.max() < 0.5 * inside.sum():
+                continue
+            student = vocab.class_max(vocab.logits(tokens[s], 100.0).softmax(-1))
+            share = F.interpolate(inside[None, None].float(), grid, mode="area")[0, 0].flatten()
+            region = F.normalize((share[:, None] * dense).sum(0), dim=-1)
+            readout = vocab.class_max(vocab.logits(region, 100.0).softmax(-1))
+            student_ranks.append(rank(student, major))
+            teacher_ranks.append(rank(readout, major))
+    top1 = lambda r: sum(x == 0 for x in r) / max(1, len(r))  # noqa: E731
+    return {
+        "segments_per_image": statistics.fmean(segments),
+        "object_main_segment_purity": statistics.fmean(purity),
+        "object_segments": len(student_ranks),
+        "student_rank": statistics.fmean(student_ranks) if student_ranks else float("nan"),
+        "student_top1": top1(student_ranks),
+        "teacher_region_rank": statistics.fmean(teacher_ranks) if teacher_ranks else float("nan"),
+        "teacher_region_top1": top1(teacher_ranks),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", type=Path, default=Path("runs/proof_dense/world0"))
+    parser.add_argument("--runs", nargs="+", default=["zeroseg", "zeroseg_dense"])
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--dense-size", type=int, default=128, help="teacher readout input (px)")
+    args = parser.parse_args()
+    dataset = VOCSegmentation(args.world / "data" / "val", split="val")
+    print(f"machine: {describe(torch.device('cpu'))}; {args.world}, {args.images} scenes")
+    print(
+        "| student | segments / image | object's main segment purity | object segments | "
+        "student: rank of the object (top-1) | teacher readout over the segment: rank (top-1) |"
+    )
+    print("|---|---|---|---|---|---|")  # fmt: skip
+    for name in args.runs:
+        m = measure(args.world / "runs" / name, dataset, args.images, args.dense_size)
+        print(f"| {name} | {m['segments_per_image']:.2f} | {m['object_main_segment_purity']:.2f} | "
+              f"{m['object_segments']} | {m['student_rank']:.2f} ({m['student_top1']:.0%}) | "
+              f"{m['teacher_region_rank']:.2f} ({m['teacher_region_top1']:.0%}) |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
