@@ -20,7 +20,7 @@ import torch
 from zeroseg.atomic import atomic_torch_save, atomic_write_text
 from zeroseg.config import ExperimentConfig, from_dict
 from zeroseg.errors import ZeroSegError
-from zeroseg.weights_file import file_sha256, read_weights
+from zeroseg.weights_file import file_record, read_weights, verify_file
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
@@ -30,12 +30,18 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step_{step:07d}.pt"
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """The step in a checkpoint's file name (``step_0000040.pt`` -> 40), None for other names."""
+    match = _STEP_FILE.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Checkpoints of a run, oldest first."""
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.search(p.name))]
+    found = [(step, p) for p in folder.iterdir() if (step := checkpoint_step(p)) is not None]
     return [p for _, p in sorted(found)]
 
 
@@ -54,7 +60,8 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], keep: int = 0) -> Path
     prune to the newest ``keep`` (0 = all). Both files are written atomically, checkpoint first."""
     path = checkpoint_path(run_dir, state["step"])
     atomic_torch_save({"format_version": FORMAT_VERSION, **state}, path)
-    atomic_write_text(checksum_path(path), f"{file_sha256(path)}  {path.stat().st_size}\n")
+    record = file_record(path)
+    atomic_write_text(checksum_path(path), f"{record['sha256']}  {record['bytes']}\n")
     if keep > 0:
         for old in list_checkpoints(run_dir)[:-keep]:
             old.unlink(missing_ok=True)
@@ -76,17 +83,8 @@ def verify_checkpoint(path: Path) -> None:
     record = checksum_path(path)
     if not record.is_file():
         return
-    fields = record.read_text().split()
-    expected, size = fields[0], int(fields[1]) if len(fields) > 1 else None
-    if size is not None and path.stat().st_size != size:
-        raise ZeroSegError(
-            f"checkpoint {path} is corrupt: {path.stat().st_size} bytes, {size} when written"
-        )
-    if file_sha256(path) != expected:
-        raise ZeroSegError(
-            f"checkpoint {path} is corrupt: its SHA-256 differs from the one recorded when it was "
-            "written"
-        )
+    sha256, size = record.read_text().split()[:2]
+    verify_file(path, {"sha256": sha256, "bytes": int(size)}, f"checkpoint {path}")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -101,7 +101,7 @@ def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str
 def _run_segment(args: argparse.Namespace) -> int:
     from zeroseg.config import resolve_config
     from zeroseg.inference import InferenceConfig, inference_defaults
-    from zeroseg.segment_files import collect_inputs, segment_files
+    from zeroseg.segment_files import collect_or_fail, segment_inputs
     from zeroseg.text_queries import parse_class_list
 
     flags = {
@@ -109,8 +109,7 @@ def _run_segment(args: argparse.Namespace) -> int:
         "templates": "templates",
     }  # fmt: skip
     classes = parse_class_list(args.classes)
-    if not collect_inputs(args.images)[0]:
-        raise ZeroSegError(f"no images to segment in {', '.join(args.images)}")
+    inputs, missing = collect_or_fail(args.images)  # before the model is loaded
     config = resolve_config(
         InferenceConfig,
         overrides=[*_flag_overrides(args, flags), *args.overrides],
@@ -118,8 +117,8 @@ def _run_segment(args: argparse.Namespace) -> int:
     )
     segmenter = _evaluation_model(args, config, args.device)[0]
     segmenter.set_vocabulary(classes, background=args.background)
-    summary = segment_files(
-        segmenter, args.images, args.out, coco=args.coco, progress=not args.no_progress
+    summary = segment_inputs(
+        segmenter, inputs, missing, args.out, coco=args.coco, progress=not args.no_progress
     )
     for record in summary["images"][:20]:
         found = ", ".join(f"{k} {v['fraction']:.0%}" for k, v in record["classes"].items())
@@ -370,10 +369,10 @@ def _evaluation_model(args, config, device):
 def _checkpoint_teacher(source):
     """The teacher config of a run, checkpoint or release."""
     from zeroseg.checkpoint import load_experiment_config
-    from zeroseg.release import is_release, load_release, looks_like_hub_id
+    from zeroseg.release import names_a_release, release_teacher
 
-    if is_release(source) or looks_like_hub_id(str(source)):
-        return load_release(source).teacher
+    if names_a_release(source):
+        return release_teacher(source)
     return load_experiment_config(source).teacher
 
 

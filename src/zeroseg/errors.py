@@ -6,3 +6,10 @@ class ZeroSegError(Exception):
 
     The message is a single line that names the offending thing; ``zeroseg`` prints it and exits 2.
     """
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty), for
+    wrapping a library's multi-line error into a one-line ``ZeroSegError``."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -282,9 +282,9 @@ class Segmenter(WindowSegmenter):
         come from the student's input size (``InferenceConfig``).
         """
         from zeroseg.checkpoint import load_student
-        from zeroseg.release import is_release, looks_like_hub_id
+        from zeroseg.release import names_a_release
 
-        if is_release(path) or looks_like_hub_id(path):
+        if names_a_release(path):
             return cls.from_pretrained(path, config, device)
         model, exp, ckpt_path = load_student(path)
         return cls._assemble(model, exp.teacher, exp, ckpt_path, config, device)
@@ -380,9 +380,9 @@ def changed_fields(config: InferenceConfig) -> dict:
 
 def inference_defaults(source: str | Path) -> InferenceConfig:
     """The inference settings a release recorded, or the plain defaults for a checkpoint/run."""
-    from zeroseg.release import is_release, looks_like_hub_id, read_release_config, resolve_release
+    from zeroseg.release import names_a_release, read_release_config, resolve_release
 
-    if is_release(source) or looks_like_hub_id(str(source)):
+    if names_a_release(source):
         meta = read_release_config(resolve_release(source))
         return release_inference(meta.get("inference", {}))
     return InferenceConfig()

@@ -28,8 +28,8 @@ import torch
 
 from zeroseg.atomic import atomic_write_bytes, atomic_write_text
 from zeroseg.config import ExperimentConfig, TeacherConfig, from_dict, to_dict
-from zeroseg.errors import ZeroSegError
-from zeroseg.weights_file import file_sha256
+from zeroseg.errors import ZeroSegError, first_line
+from zeroseg.weights_file import file_sha256, read_weights
 
 FORMAT = "zeroseg-release"
 FORMAT_VERSION = 1
@@ -65,6 +65,11 @@ def looks_like_hub_id(name: str | Path) -> bool:
     return isinstance(name, str) and not Path(name).exists() and bool(_HUB_ID.fullmatch(name))
 
 
+def names_a_release(source: str | Path) -> bool:
+    """Whether ``--checkpoint``-style ``source`` is a release (local folder or Hub id), not a run."""
+    return is_release(source) or looks_like_hub_id(source)  # a Path is never a Hub id
+
+
 def export_release(
     source: str | Path,
     out_dir: str | Path,
@@ -85,13 +90,13 @@ def export_release(
     """
     from safetensors.torch import save
 
-    from zeroseg.checkpoint import load_student
+    from zeroseg.checkpoint import checkpoint_step, load_student
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ZeroSegError(f"--out {out} exists and is not a folder")
     model, experiment, checkpoint = load_student(source)
-    step = _checkpoint_step(checkpoint)
+    step = checkpoint_step(checkpoint)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta = {
         "format": FORMAT,
@@ -108,11 +113,6 @@ def export_release(
     atomic_write_text(out / CONFIG, json.dumps(meta, indent=2) + "\n")
     atomic_write_text(out / CARD, model_card(meta))
     return out
-
-
-def _checkpoint_step(path: Path) -> int | None:
-    match = re.search(r"step_(\d+)\.pt$", path.name)
-    return int(match.group(1)) if match else None
 
 
 def _version() -> str:
@@ -224,9 +224,8 @@ def _download(repo_id: str) -> Path:
                 f"model {repo_id} is not a local folder, not in the Hugging Face cache, and the Hub "
                 "is offline (HF_HUB_OFFLINE)"
             ) from None
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ZeroSegError(
-            f"cannot download model {repo_id} from the Hugging Face Hub: {first}"
+            f"cannot download model {repo_id} from the Hugging Face Hub: {first_line(error)}"
         ) from None
     if not is_release(folder):
         raise ZeroSegError(f"Hub repository {repo_id} is not a zeroseg release (no {CONFIG})")
@@ -254,21 +253,13 @@ def load_release(name: str | Path, teacher_pretrained: str | None = None) -> Rel
         teacher_pretrained: where the teacher's weights are now, if not where the export found them
             (a file is checked against the recorded SHA-256).
     """
-    from safetensors.torch import load_file
-
     from zeroseg.models.build import build_zeroseg
 
-    path = resolve_release(name)
-    meta = read_release_config(path)
-    experiment = from_dict(meta["experiment"])
-    teacher = _release_teacher(meta, experiment, teacher_pretrained)
+    path, meta, experiment, teacher = _read_release(name, teacher_pretrained)
     weights_file = path / WEIGHTS
     if not weights_file.is_file():
         raise ZeroSegError(f"release {path} has no {WEIGHTS}")
-    try:
-        weights = load_file(str(weights_file))
-    except Exception as error:  # noqa: BLE001 - a truncated or foreign file, named in one line
-        raise ZeroSegError(f"cannot read {weights_file}: {str(error).splitlines()[0]}") from None
+    weights = read_weights(weights_file, "release weights")
     model = build_zeroseg(experiment.encoder, experiment.seg_head, None)
     try:
         model.load_state_dict(weights)
@@ -278,6 +269,20 @@ def load_release(name: str | Path, teacher_pretrained: str | None = None) -> Rel
             f"{weights_file} does not match its config.json: {detail[:200]}"
         ) from None
     return Release(model.eval(), experiment, teacher, meta.get("inference", {}), path, meta)
+
+
+def release_teacher(name: str | Path, teacher_pretrained: str | None = None) -> TeacherConfig:
+    """The teacher config of a release (checked as ``load_release`` checks it), without building
+    the student."""
+    return _read_release(name, teacher_pretrained)[3]
+
+
+def _read_release(name: str | Path, teacher_pretrained: str | None):
+    """(folder, config.json, experiment config, checked teacher config) of a release."""
+    path = resolve_release(name)
+    meta = read_release_config(path)
+    experiment = from_dict(meta["experiment"])
+    return path, meta, experiment, _release_teacher(meta, experiment, teacher_pretrained)
 
 
 def _release_teacher(
@@ -296,6 +301,6 @@ def _release_teacher(
     if expected and not path.is_file():
         raise ZeroSegError(
             f"teacher weights {path} (recorded by the export) are not on this machine; pass their "
-            "new location (Segmenter.from_pretrained(..., teacher_pretrained=FILE) or --teacher-weights)"
+            "new location (Segmenter.from_pretrained(..., teacher_pretrained=FILE))"
         )
     return teacher

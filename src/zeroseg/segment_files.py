@@ -88,6 +88,17 @@ def _unique(keys) -> list[str]:
     return out
 
 
+def collect_or_fail(items: Sequence[str | Path]) -> tuple[list[InputImage], list[Skipped]]:
+    """``collect_inputs``, with the named paths that match nothing logged, and a one-line error
+    when no image at all is named (checked before a model is loaded)."""
+    inputs, skipped = collect_inputs(items)
+    for bad in skipped:
+        logger.warning("skipped %s: %s", bad.path, bad.reason)
+    if not inputs:
+        raise ZeroSegError(f"no images to segment in {', '.join(map(str, items))}")
+    return inputs, skipped
+
+
 def segment_files(
     segmenter,
     items: Sequence[str | Path],
@@ -103,11 +114,20 @@ def segment_files(
     Raises:
         ZeroSegError: when ``items`` name no image at all.
     """
-    inputs, skipped = collect_inputs(items)
-    for bad in skipped:
-        logger.warning("skipped %s: %s", bad.path, bad.reason)
-    if not inputs:
-        raise ZeroSegError(f"no images to segment in {', '.join(map(str, items))}")
+    inputs, skipped = collect_or_fail(items)
+    return segment_inputs(segmenter, inputs, skipped, out_dir, coco, progress)
+
+
+def segment_inputs(
+    segmenter,
+    inputs: list[InputImage],
+    skipped: list[Skipped],
+    out_dir: str | Path,
+    coco: bool = False,
+    progress: bool = True,
+) -> dict:
+    """``segment_files`` for inputs already collected (``collect_or_fail``)."""
+    skipped = list(skipped)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ZeroSegError(f"--out {out} exists and is not a folder")

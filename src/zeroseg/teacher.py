@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zeroseg.config import TeacherConfig
-from zeroseg.errors import ZeroSegError
+from zeroseg.errors import ZeroSegError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def _build_named(cfg: TeacherConfig) -> nn.Module:
     try:
         return open_clip.create_model(cfg.model, pretrained=cfg.pretrained)
     except Exception as error:  # noqa: BLE001 - any download or load failure, named in one line
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise ZeroSegError(
             f"cannot load teacher weights {cfg.model}/{cfg.pretrained}: {first}"
         ) from None

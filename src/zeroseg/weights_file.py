@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from zeroseg.errors import ZeroSegError
+from zeroseg.errors import ZeroSegError, first_line
 
 
 def read_weights(path: str | Path, what: str, mmap: bool = False) -> Any:
@@ -34,8 +34,7 @@ def read_weights(path: str | Path, what: str, mmap: bool = False) -> Any:
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # noqa: BLE001 - any reading failure, named in one line
-        text = str(error).strip()
-        first = text.splitlines()[0] if text else type(error).__name__
+        first, text = first_line(error), str(error)
         if "weights_only" in text or "Unsupported global" in text:
             first = "it holds pickled objects other than tensors (refused: loading could run code)"
         raise ZeroSegError(f"cannot read {what} {path}: {first[:300]}") from None
@@ -48,3 +47,22 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_record(path: str | Path) -> dict:
+    """``{"bytes", "sha256"}`` of a finished file, to check it later with ``verify_file``."""
+    return {"bytes": Path(path).stat().st_size, "sha256": file_sha256(path)}
+
+
+def verify_file(path: Path, record: dict, label: str, hash_up_to: int | None = None) -> None:
+    """Refuse a file that changed since ``record`` was taken: its size always, its SHA-256 when it
+    is at most ``hash_up_to`` bytes (always when None). ``label`` names what the file belongs to."""
+    size = path.stat().st_size if path.is_file() else None
+    if size != record["bytes"]:
+        raise ZeroSegError(
+            f"{label} is corrupt: {path.name} is {size} bytes, {record['bytes']} when written"
+        )
+    if (hash_up_to is None or size <= hash_up_to) and file_sha256(path) != record["sha256"]:
+        raise ZeroSegError(
+            f"{label} is corrupt: {path.name} differs from the file written (SHA-256)"
+        )

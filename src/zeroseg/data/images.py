@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from zeroseg.errors import ZeroSegError
+from zeroseg.errors import ZeroSegError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,7 @@ def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise ZeroSegError(f"image {path} is too large to read: {error}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise ZeroSegError(f"cannot read image {path}: {_first_line(error)}") from None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise ZeroSegError(f"cannot read image {path}: {first_line(error)}") from None
 
 
 def _guard_size(img: Image.Image, path: Path, max_pixels: int) -> None:

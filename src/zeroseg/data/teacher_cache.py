@@ -33,7 +33,7 @@ from zeroseg.distributed import DistInfo, barrier
 from zeroseg.errors import ZeroSegError
 from zeroseg.progress import progress as progress_bar
 from zeroseg.teacher import CLIPTeacher
-from zeroseg.weights_file import file_sha256
+from zeroseg.weights_file import file_record, verify_file
 
 logger = logging.getLogger(__name__)
 
@@ -122,30 +122,12 @@ def open_cache(cache_dir: Path, identity: dict) -> np.ndarray:
 HASHED_UP_TO = 2 << 30  # files up to 2 GiB are hashed on every open; larger ones checked by size
 
 
-def cache_file_records(cache_dir: Path, names: list[str]) -> dict:
-    """Size and SHA-256 of each finished cache file, recorded in meta.json."""
-    return {
-        name: {"bytes": (cache_dir / name).stat().st_size, "sha256": file_sha256(cache_dir / name)}
-        for name in names
-    }
-
-
 def verify_cache_files(cache_dir: Path, records: dict) -> None:
     """Refuse a cache whose files changed since they were written (size always; SHA-256 for
     files up to ``HASHED_UP_TO``). Caches written before records existed are not checked."""
     for name, record in records.items():
-        path = cache_dir / name
-        size = path.stat().st_size if path.is_file() else None
-        if size != record["bytes"]:
-            raise ZeroSegError(
-                f"teacher cache {cache_dir} is corrupt: {name} is {size} bytes, "
-                f"{record['bytes']} when written; delete it to rebuild"
-            )
-        if size <= HASHED_UP_TO and file_sha256(path) != record["sha256"]:
-            raise ZeroSegError(
-                f"teacher cache {cache_dir} is corrupt: {name} differs from the file written "
-                "(SHA-256); delete it to rebuild"
-            )
+        label = f"teacher cache {cache_dir} (delete it to rebuild)"
+        verify_file(cache_dir / name, record, label, hash_up_to=HASHED_UP_TO)
 
 
 def fill_cache(
@@ -197,7 +179,7 @@ def fill_cache(
     barrier(info)
     if info.is_main:
         names = ["views.npy"] + (["dense.npy"] if identity.get("dense") else [])
-        files = cache_file_records(cache_dir, names)
+        files = {name: file_record(cache_dir / name) for name in names}
         complete = {**identity, "complete": True, "files": files}
         atomic_write_text(cache_dir / "meta.json", json.dumps(complete))
         logger.info("teacher cache %s: %s float16", cache_dir, "x".join(map(str, shape)))
