@@ -71,7 +71,7 @@ def test_cache_holds_dense_targets_and_names_them(tmp_path, image_folder):
     online = teacher.encode_dense(image.unsqueeze(0), (8, 8))[0]
     assert dense.shape == (64, 64) and views.shape == (30, 64)
     assert torch.allclose(dense, online, atol=2e-3 * online.abs().max())
-    assert np.load(cache / "dense.npy", mmap_mode="r").shape == (32, 64, 64)
+    assert np.load(cache / "dense-00000.npy", mmap_mode="r").shape == (32, 64, 64)
     plain = load_config("tiny", [f"data.root={image_folder}", f"data.teacher_cache={cache}"])
     assert cache_identity(plain, dataset)["dense"] is None
     assert cache_identity(config, dataset)["dense"] == {

@@ -45,8 +45,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
         return 0
-    if not config.data.root:
-        raise ZeroSegError("no training data: pass --data DIR (or data.root=DIR)")
+    if not config.data.root and not config.data.shards:
+        raise ZeroSegError("no training data: pass --data DIR (or data.root=DIR, data.shards=PACK)")
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     if result.history:
         first, last = result.history[0], result.history[-1]
@@ -256,6 +256,7 @@ def _add_cache_teacher(sub) -> None:
     p.add_argument("--preset", default="tiny", help="preset name or YAML path [tiny]")
     p.add_argument("--data", required=True, help="folder of training images")
     p.add_argument("--cache", required=True, help="cache folder (data.teacher_cache)")
+    p.add_argument("--chunk-rows", type=int, default=1024, help="images per chunk file [1024]")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(handler=_run_cache_teacher)
@@ -266,8 +267,39 @@ def _run_cache_teacher(args: argparse.Namespace) -> int:
     from zeroseg.data.teacher_cache import build_cache
 
     overrides = [*args.overrides, f"data.root={args.data}", f"data.teacher_cache={args.cache}"]
-    shape = build_cache(load_config(args.preset, overrides), progress=not args.no_progress)
+    if args.chunk_rows <= 0:
+        raise ZeroSegError(f"--chunk-rows must be positive, got {args.chunk_rows}")
+    config = load_config(args.preset, overrides)
+    shape = build_cache(config, progress=not args.no_progress, chunk_rows=args.chunk_rows)
     print(f"{args.cache}: views {tuple(shape)}")
+    return 0
+
+
+def _add_pack(sub) -> None:
+    p = sub.add_parser(
+        "pack", help="write training crops (and teacher views) as WebDataset tar shards"
+    )
+    p.add_argument("--preset", default="tiny", help="preset name or YAML path [tiny]")
+    p.add_argument("--data", required=True, help="folder of images, or a text file listing them")
+    p.add_argument("--out", required=True, help="folder for the shards and manifest.json")
+    p.add_argument("--views", action="store_true", help="store the teacher's views in each record")
+    p.add_argument("--shard-size", type=int, default=1000, help="records per shard [1000]")
+    p.add_argument("--encoding", default="jpeg", choices=["jpeg", "raw"], help="crop storage")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality [95]")
+    p.add_argument("--seed", type=int, default=0, help="shuffle of the records before cutting")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(handler=_run_pack)
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from zeroseg.config import load_config
+    from zeroseg.data.pack import PackOptions, pack
+
+    options = PackOptions(args.shard_size, args.encoding, args.quality, args.seed, args.views)
+    config = load_config(args.preset, [*args.overrides, f"data.root={args.data}"])
+    manifest = pack(config, args.out, options, progress=not args.no_progress)
+    print(f"{args.out}: {manifest['total']} images in {len(manifest['shards'])} shards")
     return 0
 
 
@@ -426,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = (
         _add_train,
         _add_cache_teacher,
+        _add_pack,
         _add_segment,
         _add_evaluate,
         _add_prepare,
@@ -446,11 +479,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ZeroSegError as error:
-        print(f"zeroseg: error: {error}", file=sys.stderr)
+        print(f"zeroseg: error: {_from_a_worker(error) or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zeroseg: interrupted", file=sys.stderr)
         return 130
+
+
+def _from_a_worker(error: Exception) -> str | None:
+    """The message of a ``ZeroSegError`` raised in a DataLoader worker, which the DataLoader
+    re-raises with the worker's traceback as its message; None for one raised here."""
+    text = str(error)
+    if not text.startswith("Caught ZeroSegError in DataLoader worker"):
+        return None
+    last = text.strip().splitlines()[-1]
+    return last.split("ZeroSegError: ", 1)[-1]
 
 
 def _setup_logging(verbose: bool) -> None:

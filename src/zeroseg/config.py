@@ -153,8 +153,14 @@ class DataConfig:
     resize_short: int = 256  # [guess 13] resize short side, then centre-crop encoder.image_size
     num_workers: int = 4
     teacher_cache: str = ""  # folder of cached teacher views ("" = run the teacher online)
+    shards: str = ""  # a pack of zeroseg pack (folder or URL), read instead of root
 
     def __post_init__(self) -> None:
+        check(
+            not (self.shards and self.teacher_cache),
+            "data.shards and data.teacher_cache are exclusive (pack the views with zeroseg pack "
+            "--views instead)",
+        )
         check(self.resize_short > 0, f"data.resize_short must be positive, got {self.resize_short}")
         check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
 

@@ -18,13 +18,11 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
 
 from zeroseg import checkpoint as ckpt
 from zeroseg.atomic import atomic_write_text
 from zeroseg.config import ExperimentConfig, save_config, to_dict
-from zeroseg.data.images import ImageFolder
-from zeroseg.data.teacher_cache import cached_dataset
+from zeroseg.data.training_data import training_data
 from zeroseg.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -86,38 +84,6 @@ def make_schedule(config: ExperimentConfig, dataset_size: int, world_size: int) 
     )
 
 
-class ResumableSampler(torch.utils.data.Sampler):
-    """A ``DistributedSampler`` whose current epoch can start part-way, after ``skip`` indices.
-
-    Resuming mid-epoch then feeds exactly the samples an uninterrupted run would have fed next,
-    without loading the ones already seen.
-    """
-
-    def __init__(self, sampler: DistributedSampler) -> None:
-        self.sampler, self.skip = sampler, 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.sampler.set_epoch(epoch)
-        self.skip = skip
-
-    def __iter__(self):
-        return iter(list(self.sampler)[self.skip :])
-
-    def __len__(self) -> int:
-        return len(self.sampler) - self.skip
-
-
-def _batches(loader: DataLoader, sampler: ResumableSampler, consumed: int):
-    """Endless stream of batches, reshuffled every epoch, starting after ``consumed`` batches
-    (this rank's micro-batches already trained on: resuming mid-epoch is exact)."""
-    per_epoch = len(sampler.sampler) // loader.batch_size  # drop_last
-    epoch, done = divmod(consumed, per_epoch)
-    while True:
-        sampler.set_epoch(epoch, skip=done * loader.batch_size)
-        yield from loader
-        epoch, done = epoch + 1, 0
-
-
 def _autocast(device: torch.device, precision: str):
     use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     if not use_bf16:
@@ -164,16 +130,14 @@ def _train(
     device: torch.device,
     info: DistInfo,
 ) -> TrainResult:
-    dataset = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
-    schedule = make_schedule(config, len(dataset), info.world_size)
     teacher = build_teacher(config.teacher).to(device)
     if teacher.embed_dim != config.seg_head.out_dim:
         raise ZeroSegError(
             f"seg_head.out_dim={config.seg_head.out_dim} must equal the teacher's embedding size "
             f"{teacher.embed_dim} ({config.teacher.model})"
         )
-    if config.data.teacher_cache:
-        dataset = cached_dataset(config, dataset, teacher, device, info, progress)
+    data = training_data(config, info, device, teacher, progress)
+    schedule = make_schedule(config, data.num_images, info.world_size)
     # Seeded here, after the teacher and its view cache (which may draw random numbers), so that
     # the student's initialisation and masks depend only on the seed.
     torch.manual_seed(config.train.seed + info.rank)
@@ -192,28 +156,6 @@ def _train(
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         task.student = DistributedDataParallel(student, device_ids=ids)
-    sampler = ResumableSampler(
-        DistributedSampler(
-            dataset, info.world_size, info.rank, shuffle=True, seed=config.train.seed,
-            drop_last=True,
-        )
-    )  # fmt: skip
-    loader = DataLoader(
-        dataset,
-        batch_size=config.optim.micro_batch_size,
-        sampler=sampler,
-        num_workers=config.data.num_workers,
-        pin_memory=device.type == "cuda",
-        drop_last=True,
-        persistent_workers=config.data.num_workers > 0,
-        # its own generator: starting an epoch's iterator must not draw from the global RNG
-        # that masks and Gumbel noise use, or a resumed run would draw different masks
-        generator=torch.Generator().manual_seed(config.train.seed),
-    )
-    if len(loader) == 0:
-        raise ZeroSegError(
-            f"{len(dataset)} images under {config.data.root} are fewer than one micro-batch per rank"
-        )
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
@@ -221,13 +163,13 @@ def _train(
         logger.info(
             "%d images; %d steps (warm-up %d) of %d images (%d x %d ranks x %d accumulation); "
             "peak lr %.3g; student %.2fM parameters",
-            len(dataset), schedule.total_steps, schedule.warmup_steps, config.optim.batch_size,
+            data.num_images, schedule.total_steps, schedule.warmup_steps, config.optim.batch_size,
             config.optim.micro_batch_size, info.world_size, schedule.accumulation,
             schedule.peak_lr, sum(p.numel() for p in student.parameters()) / 1e6,
         )  # fmt: skip
     if info.is_main and start_step:
         _truncate_jsonl(run_dir / "metrics.jsonl", start_step)
-    batches = _batches(loader, sampler, start_step * schedule.accumulation)
+    batches = data.batches(start_step * schedule.accumulation)
     result = TrainResult(run_dir, start_step, student=student)
     bar = progress_bar(
         total=schedule.total_steps,

@@ -113,8 +113,12 @@ def resize_center_crop(img: Image.Image, resize_short: int, crop: int) -> Image.
 
 
 def find_images(root: str | Path) -> list[Path]:
-    """All image files below ``root``, sorted; errors when the folder is missing or empty."""
+    """All image files below folder ``root``, sorted, or the files a text file ``root`` lists (one
+    path per line, relative to the list's folder; blank lines and ``#`` comments skipped, order
+    kept); errors when the folder or list is missing or holds no image."""
     root = Path(root)
+    if root.is_file():
+        return _listed_images(root)
     if not root.is_dir():
         raise ZeroSegError(f"data folder {root} does not exist (set --data or data.root)")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -125,12 +129,24 @@ def find_images(root: str | Path) -> list[Path]:
     return files
 
 
+def _listed_images(list_file: Path) -> list[Path]:
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ZeroSegError(f"cannot read image list {list_file}: {first_line(error)}") from None
+    entries = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    files = [list_file.parent / entry for entry in entries]
+    if not files:
+        raise ZeroSegError(f"image list {list_file} names no image")
+    return files
+
+
 class ImageFolder(Dataset):
-    """Unlabelled images under a folder, as (3, image_size, image_size) [0,1] tensors."""
+    """Unlabelled images under a folder (or named by a list file), as (3, image_size, image_size) [0,1] tensors."""
 
     def __init__(self, root: str | Path, image_size: int, resize_short: int) -> None:
-        self.root = Path(root)
         self.files = find_images(root)
+        self.root = Path(root) if Path(root).is_dir() else Path(root).parent
         self.image_size = image_size
         self.resize_short = max(resize_short, image_size)
 

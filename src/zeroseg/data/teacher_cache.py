@@ -1,17 +1,21 @@
 """Cached teacher view embeddings (paper §3: features are pre-computed, training uses a fixed crop).
 
-Layout of a cache folder::
+Layout of a cache folder (rows follow the sorted image list; chunk ``c`` holds rows
+``c * chunk_rows`` up to ``(c + 1) * chunk_rows``)::
 
-    views.npy    (N, V, D) float16 memmap, row i = the views of image i of the sorted file list
-    dense.npy    (N, gh * gw, D) float16 memmap of dense targets at the student's token grid, only
-                 when ``loss.dense_weight`` > 0 (beyond the paper; ``CLIPTeacher.encode_dense``)
-    meta.json    what the rows mean (teacher identity, grids, crop geometry, file-list hash) and
-                 ``complete: true`` once every row is written, with each file's size and SHA-256
-                 (checked on open: a truncated or altered cache is refused, not trained on)
+    views-00000.npy  (rows, V, D) float16, the views of each image of the chunk
+    dense-00000.npy  (rows, gh * gw, D) float16 dense targets at the student's token grid, only
+                     when ``loss.dense_weight`` > 0 (beyond the paper; ``CLIPTeacher.encode_dense``)
+    views-00000.done.json  the chunk's files with their sizes and SHA-256 (the chunk is finished)
+    job.json         what the rows mean: teacher identity and weights hash, grids, crop geometry,
+                     image-list hash, chunk size
+    meta.json        the same plus ``complete: true`` and every chunk's record, once all are written
 
-For ImageNet-1k with ViT-L/14 and 30 views that is about 59 GB. Filling is sharded across ranks
-under torchrun (rank r writes rows r, r+W, ...). A cache whose meta does not match the run's config
-is refused loudly instead of silently training on stale targets.
+For ImageNet-1k with ViT-L/14 and 30 views that is about 59 GB. Filling runs under torchrun across
+ranks and nodes (chunk c is written by rank c % world size) and resumes: a restarted fill keeps
+every finished chunk and writes only the others. Opening checks the identity field by field and
+every file's size (and SHA-256 for caches up to ``HASHED_UP_TO``); a cache made for another teacher,
+grid or image list, or one truncated or altered, is refused instead of trained on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,33 +31,53 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from zeroseg.atomic import atomic_write_text
+from zeroseg.atomic import atomic_write, atomic_write_text
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder
+from zeroseg.data.sharded_job import run_shards, start_job
 from zeroseg.distributed import DistInfo, barrier
 from zeroseg.errors import ZeroSegError
-from zeroseg.progress import progress as progress_bar
 from zeroseg.teacher import CLIPTeacher
-from zeroseg.weights_file import file_record, verify_file
+from zeroseg.weights_file import file_sha256, verify_file
 
 logger = logging.getLogger(__name__)
 
+CHUNK_ROWS = 1024  # rows per chunk file (ViT-L/14, 30 views: 47 MB)
+HASHED_UP_TO = 2 << 30  # caches up to 2 GiB are hashed on every open; larger ones checked by size
 
-def cache_identity(config: ExperimentConfig, dataset: ImageFolder) -> dict:
-    """Everything that determines the cached rows; compared field by field on load."""
-    names = "\n".join(str(p.relative_to(dataset.root)) for p in dataset.files)
+
+def teacher_identity(config: ExperimentConfig) -> dict:
+    """What determines the teacher's view embeddings: model, weights (SHA-256 of a local file),
+    and the view grids."""
     teacher = config.teacher
     return {
         "teacher_model": teacher.model,
         "teacher_pretrained": teacher.pretrained,
         "teacher_model_config": json.dumps(teacher.model_config, sort_keys=True),
         "teacher_seed": teacher.seed if teacher.pretrained == "none" else None,
-        "teacher_weights": _file_stamp(teacher.pretrained),
+        "teacher_weights": _file_hash(teacher.pretrained),
         "grids": list(teacher.grids),
+    }
+
+
+def files_hash(dataset: ImageFolder) -> str:
+    """SHA-256 of the image list (relative names, in order)."""
+    names = "\n".join(os.path.relpath(p, dataset.root) for p in dataset.files)
+    return hashlib.sha256(names.encode()).hexdigest()
+
+
+def cache_identity(
+    config: ExperimentConfig, dataset: ImageFolder, chunk_rows: int = CHUNK_ROWS
+) -> dict:
+    """Everything that determines the cached rows; compared field by field on load."""
+    return {
+        "layout": "chunked-1",
+        **teacher_identity(config),
         "image_size": dataset.image_size,
         "resize_short": dataset.resize_short,
         "num_images": len(dataset),
-        "files_sha256": hashlib.sha256(names.encode()).hexdigest(),
+        "files_sha256": files_hash(dataset),
+        "chunk_rows": chunk_rows,
         "dense": _dense_identity(config),
     }
 
@@ -66,22 +91,32 @@ def _dense_identity(config: ExperimentConfig) -> dict | None:
     return {"readout": teacher.dense_readout, "size": teacher.dense_size, "grid": [grid, grid]}
 
 
-def _file_stamp(pretrained: str) -> str | None:
-    """Size and modification time of a local checkpoint (a teacher retrained in place differs)."""
+def _file_hash(pretrained: str) -> str | None:
+    """SHA-256 of a local checkpoint (a teacher retrained in place differs); None for a name."""
     path = Path(pretrained)
-    if not path.is_file():
-        return None
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+    return file_sha256(path) if path.is_file() else None
+
+
+class ChunkedRows:
+    """Rows of a cache's chunk files as one array-like: ``rows[i]`` is row i, ``shape`` the whole."""
+
+    def __init__(self, chunks: list[np.ndarray], chunk_rows: int) -> None:
+        self.chunks, self.chunk_rows = chunks, chunk_rows
+        self.shape = (sum(len(c) for c in chunks), *chunks[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        chunk, row = divmod(int(index), self.chunk_rows)
+        return self.chunks[chunk][row]
 
 
 class CachedViews(Dataset):
     """Training images paired with their cached teacher views: (image (3,S,S), views (V, D)),
     and their dense targets (N, D) when the cache has them."""
 
-    def __init__(
-        self, dataset: ImageFolder, views: np.ndarray, dense: np.ndarray | None = None
-    ) -> None:
+    def __init__(self, dataset: ImageFolder, views, dense=None) -> None:
         self.dataset, self.views, self.dense = dataset, views, dense
 
     def __len__(self) -> int:
@@ -95,16 +130,28 @@ class CachedViews(Dataset):
         return self.dataset[index], views, dense
 
 
-def open_dense(cache_dir: Path, identity: dict) -> np.ndarray | None:
+def _chunk_names(identity: dict) -> list[str]:
+    count = -(-identity["num_images"] // identity["chunk_rows"])
+    return [f"views-{c:05d}" for c in range(count)]
+
+
+def _open_rows(cache_dir: Path, identity: dict, kind: str) -> ChunkedRows:
+    names = [name.replace("views", kind) for name in _chunk_names(identity)]
+    chunks = [np.load(cache_dir / f"{name}.npy", mmap_mode="r") for name in names]
+    return ChunkedRows(chunks, identity["chunk_rows"])
+
+
+def open_dense(cache_dir: Path, identity: dict) -> ChunkedRows | None:
     """The dense targets of a cache ``open_cache`` accepted, or None when the run uses none."""
     if identity.get("dense") is None:
         return None
-    return np.load(Path(cache_dir) / "dense.npy", mmap_mode="r")
+    return _open_rows(Path(cache_dir), identity, "dense")
 
 
-def open_cache(cache_dir: Path, identity: dict) -> np.ndarray:
-    """Memory-map a complete cache's views after checking it matches ``identity``."""
-    meta_path = Path(cache_dir) / "meta.json"
+def open_cache(cache_dir: Path, identity: dict) -> ChunkedRows:
+    """The views of a complete cache, after checking it matches ``identity`` and is intact."""
+    cache_dir = Path(cache_dir)
+    meta_path = cache_dir / "meta.json"
     if not meta_path.is_file():
         raise ZeroSegError(f"teacher cache {cache_dir} has no meta.json")
     meta = json.loads(meta_path.read_text())
@@ -115,19 +162,18 @@ def open_cache(cache_dir: Path, identity: dict) -> np.ndarray:
             raise ZeroSegError(
                 f"teacher cache {cache_dir} is stale: {key} is {meta.get(key)!r}, run needs {value!r}"
             )
-    verify_cache_files(Path(cache_dir), meta.get("files", {}))
-    return np.load(Path(cache_dir) / "views.npy", mmap_mode="r")
-
-
-HASHED_UP_TO = 2 << 30  # files up to 2 GiB are hashed on every open; larger ones checked by size
+    verify_cache_files(cache_dir, meta.get("files", {}))
+    return _open_rows(cache_dir, identity, "views")
 
 
 def verify_cache_files(cache_dir: Path, records: dict) -> None:
-    """Refuse a cache whose files changed since they were written (size always; SHA-256 for
-    files up to ``HASHED_UP_TO``). Caches written before records existed are not checked."""
+    """Refuse a cache whose files changed since they were written: sizes always, SHA-256 when
+    the whole cache is at most ``HASHED_UP_TO`` bytes."""
+    total = sum(record["bytes"] for record in records.values())
+    hash_up_to = None if total <= HASHED_UP_TO else 0
     for name, record in records.items():
         label = f"teacher cache {cache_dir} (delete it to rebuild)"
-        verify_file(cache_dir / name, record, label, hash_up_to=HASHED_UP_TO)
+        verify_file(cache_dir / name, record, label, hash_up_to=hash_up_to)
 
 
 def fill_cache(
@@ -140,51 +186,50 @@ def fill_cache(
     batch_size: int = 64,
     num_workers: int = 0,
     progress: bool = True,
-) -> np.ndarray:
-    """Compute every image's views with ``teacher`` (sharded over ranks) and return the memmap."""
+) -> ChunkedRows:
+    """Compute every image's views with ``teacher`` (chunks shared over ranks, finished chunks of
+    an interrupted fill kept) and return them."""
     cache_dir = Path(cache_dir)
-    views_path = cache_dir / "views.npy"
-    shape = (len(dataset), teacher.num_views, teacher.embed_dim)
+    start_job(cache_dir, identity, info)
+    names = _chunk_names(identity)
+    rows = identity["chunk_rows"]
+    grid = tuple(identity["dense"]["grid"]) if identity.get("dense") else None
+
+    def write_chunk(index: int) -> tuple[list[Path], int, dict]:
+        part = Subset(dataset, range(index * rows, min((index + 1) * rows, len(dataset))))
+        views, dense = [], []
+        with torch.no_grad():
+            for images in DataLoader(part, batch_size=batch_size, num_workers=num_workers):
+                images = images.to(device)
+                views.append(teacher.encode_views(images).cpu().numpy().astype(np.float16))
+                if grid is not None:
+                    dense.append(
+                        teacher.encode_dense(images, grid).cpu().numpy().astype(np.float16)
+                    )
+        files = [_save_npy(cache_dir / f"{names[index]}.npy", np.concatenate(views))]
+        if grid is not None:
+            dense_name = names[index].replace("views", "dense")
+            files.append(_save_npy(cache_dir / f"{dense_name}.npy", np.concatenate(dense)))
+        return files, len(part), {}
+
+    records = run_shards(cache_dir, names, write_chunk, info, progress, desc="teacher views")
     if info.is_main:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_dir / "meta.json", json.dumps({**identity, "complete": False}))
-        np.lib.format.open_memmap(views_path, mode="w+", dtype=np.float16, shape=shape).flush()
-        if identity.get("dense"):
-            gh, gw = identity["dense"]["grid"]
-            dense_shape = (len(dataset), gh * gw, teacher.embed_dim)
-            np.lib.format.open_memmap(
-                cache_dir / "dense.npy", mode="w+", dtype=np.float16, shape=dense_shape
-            ).flush()
-    barrier(info)
-    rows = np.load(views_path, mmap_mode="r+")
-    dense_rows = np.load(cache_dir / "dense.npy", mmap_mode="r+") if identity.get("dense") else None
-    indices = list(range(info.rank, len(dataset), info.world_size))
-    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers)
-    bar = progress_bar(total=len(indices), desc="teacher views", enabled=progress and info.is_main)
-    position = 0
-    for images in loader:
-        images = images.to(device)
-        batch_rows = indices[position : position + len(images)]
-        rows[batch_rows] = teacher.encode_views(images).cpu().numpy().astype(np.float16)
-        if dense_rows is not None:
-            grid = tuple(identity["dense"]["grid"])
-            dense_rows[batch_rows] = teacher.encode_dense(images, grid).cpu().numpy()
-        position += len(images)
-        bar.update(len(images))
-    bar.close()
-    rows.flush()
-    if dense_rows is not None:
-        dense_rows.flush()
-    del rows, dense_rows
-    barrier(info)
-    if info.is_main:
-        names = ["views.npy"] + (["dense.npy"] if identity.get("dense") else [])
-        files = {name: file_record(cache_dir / name) for name in names}
+        files = {name: stamp for record in records for name, stamp in record["files"].items()}
         complete = {**identity, "complete": True, "files": files}
         atomic_write_text(cache_dir / "meta.json", json.dumps(complete))
-        logger.info("teacher cache %s: %s float16", cache_dir, "x".join(map(str, shape)))
+        logger.info("teacher cache %s: %d images in %d chunks", cache_dir, len(dataset), len(names))
     barrier(info)
     return open_cache(cache_dir, identity)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> Path:
+    """``np.save`` to ``path`` atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+    return atomic_write(path, write)
 
 
 def cached_dataset(
@@ -194,10 +239,11 @@ def cached_dataset(
     device: torch.device,
     info: DistInfo,
     progress: bool = True,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> CachedViews:
     """Open ``data.teacher_cache`` (filling it first if it is not complete) and pair it with images."""
     cache_dir = Path(config.data.teacher_cache)
-    identity = cache_identity(config, dataset)
+    identity = cache_identity(config, dataset, chunk_rows)
     meta = cache_dir / "meta.json"
     complete = meta.is_file() and json.loads(meta.read_text()).get("complete")
     if complete:
@@ -210,8 +256,11 @@ def cached_dataset(
     return CachedViews(dataset, views, open_dense(cache_dir, identity))
 
 
-def build_cache(config: ExperimentConfig, progress: bool = True) -> tuple[int, ...]:
-    """Fill ``data.teacher_cache`` for ``data.root`` (under torchrun: sharded); returns its shape."""
+def build_cache(
+    config: ExperimentConfig, progress: bool = True, chunk_rows: int = CHUNK_ROWS
+) -> tuple[int, ...]:
+    """Fill ``data.teacher_cache`` for ``data.root`` (under torchrun: shared over ranks and
+    nodes; an interrupted fill resumes); returns the views' shape (N, V, D)."""
     from zeroseg.distributed import cleanup, init_distributed, select_device
     from zeroseg.teacher import build_teacher
 
@@ -219,7 +268,8 @@ def build_cache(config: ExperimentConfig, progress: bool = True) -> tuple[int, .
     info = init_distributed(device)
     try:
         images = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
-        teacher = build_teacher(config.teacher).to(device)
-        return cached_dataset(config, images, teacher, device, info, progress).views.shape
+        teacher = build_teacher(config.teacher).to(device).eval()
+        cached = cached_dataset(config, images, teacher, device, info, progress, chunk_rows)
+        return cached.views.shape
     finally:
         cleanup(info)

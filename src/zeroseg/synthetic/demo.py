@@ -149,17 +149,20 @@ def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dic
 
 
 def _drop_stale_cache(config: ExperimentConfig) -> None:
-    """The demo owns its view cache: rebuild it when the teacher or the world changed."""
-    meta = Path(config.data.teacher_cache) / "meta.json"
-    if meta.is_file():
-        from zeroseg.data.images import ImageFolder
-        from zeroseg.data.teacher_cache import cache_identity
+    """The demo owns its view cache: rebuild it when the teacher or the world changed (a cache
+    of the same world and teacher that was interrupted is kept and finished)."""
+    cache = Path(config.data.teacher_cache)
+    if not cache.is_dir():
+        return
+    from zeroseg.data.images import ImageFolder
+    from zeroseg.data.teacher_cache import cache_identity
 
-        images = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
-        saved = json.loads(meta.read_text())
-        expected = cache_identity(config, images)
-        if any(saved.get(k) != v for k, v in expected.items()) or not saved.get("complete"):
-            shutil.rmtree(meta.parent)
+    images = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
+    expected = cache_identity(config, images)
+    saved = next((json.loads((cache / n).read_text()) for n in ("meta.json", "job.json")
+                  if (cache / n).is_file()), {})  # fmt: skip
+    if any(saved.get(k) != v for k, v in expected.items()):
+        shutil.rmtree(cache)
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
