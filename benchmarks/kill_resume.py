@@ -1,11 +1,19 @@
-"""Kill -9 and resume: a tiny training run killed at random moments ends where an uninterrupted one does.
+"""Kill -9 and resume: training, the teacher cache and packing, killed at random moments, end where
+uninterrupted runs do.
 
-Trains the ``tiny`` preset on a folder of small synthetic images twice: once straight through, and
-once as a series of ``zeroseg train --resume`` processes each killed with SIGKILL after a random
-delay (some kills land inside a checkpoint write). Checkpoints every step, metrics every step. Then
-compares the loss curve (metrics.jsonl) and the final weights. On CPU they must be equal.
+- ``train``: the ``tiny`` preset on small synthetic images, once straight through and once as a
+  series of ``zeroseg train --resume`` processes each killed with SIGKILL a random time (0-0.5 s)
+  after it wrote its first checkpoint (some kills land inside a checkpoint write). Checkpoints and metrics every step. Compares the loss
+  curve (metrics.jsonl) and the final weights: on CPU they must be equal.
+- ``train-pack``: the same, reading a pack with views (shards of 3 images) through two DataLoader
+  workers, so that most kills land mid-epoch of the shard stream.
+- ``cache`` and ``pack``: ``zeroseg cache-teacher`` (chunks of 8 images) and ``zeroseg pack
+  --views`` (shards of 8) over ImageNet-sized JPEGs (500x375), each process killed a random time
+  after it finished its first chunk, then started again. Checks that no finished chunk or shard was
+  written twice (its file is untouched after the restarts) and that every file equals the one an
+  uninterrupted job writes, byte for byte.
 
-    python benchmarks/kill_resume.py --kills 6 --steps 24
+    python benchmarks/kill_resume.py --kills 8
 """
 
 from __future__ import annotations
@@ -37,11 +45,19 @@ def write_images(folder: Path, count: int) -> Path:
 
 
 def command(data: Path, out: Path, steps: int) -> list[str]:
+    """``zeroseg train --resume`` on a folder of images, or on a pack (a folder with a manifest)."""
+    packed = (data / "manifest.json").is_file()
+    source = [f"data.shards={data}", "data.num_workers=2"] if packed else [f"data.root={data}"]
     return [
-        sys.executable, "-m", "zeroseg", "train", "--preset", "tiny", "--data", str(data),
-        "--out", str(out), "--steps", str(steps), "--resume", "--no-progress",
+        sys.executable, "-m", "zeroseg", "train", "--preset", "tiny",
+        "--out", str(out), "--steps", str(steps), "--resume", "--no-progress", *source,
         "train.checkpoint_every=1", "train.log_every=1", "train.keep_checkpoints=2",
     ]  # fmt: skip
+
+
+def newest_checkpoint(run: Path) -> str | None:
+    found = sorted((run / "checkpoints").glob("step_*.pt")) if run.is_dir() else []
+    return found[-1].name if found else None
 
 
 def run_with_kills(data: Path, out: Path, steps: int, kills: int, seed: int) -> dict:
@@ -51,7 +67,10 @@ def run_with_kills(data: Path, out: Path, steps: int, kills: int, seed: int) -> 
     while survived < kills:
         proc = subprocess.Popen(command(data, out, steps), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(rng.uniform(4.0, 9.0))  # start-up is ~4 s on this machine
+        before = newest_checkpoint(out)
+        while proc.poll() is None and newest_checkpoint(out) == before:
+            time.sleep(0.01)  # until this process has written a checkpoint of its own
+        time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is not None:
             break  # it finished before the kill
         proc.send_signal(signal.SIGKILL)
@@ -62,6 +81,92 @@ def run_with_kills(data: Path, out: Path, steps: int, kills: int, seed: int) -> 
     if final.returncode != 0:
         raise SystemExit(f"the last resume failed: {final.stderr[-2000:]}")
     return {"kills": survived, "kills_during_a_checkpoint_write": in_write}
+
+
+def write_photos(folder: Path, count: int) -> Path:
+    """``count`` 500x375 JPEGs (ImageNet's typical size) of smooth random colour fields."""
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True)
+    for i in range(count):
+        small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((500, 375), Image.BICUBIC).save(folder / f"p{i:04d}.jpg")
+    return folder
+
+
+def job_command(job: str, data: Path, out: Path) -> list[str]:
+    common = [sys.executable, "-m", "zeroseg", job, "--data", str(data), "--no-progress"]
+    if job == "cache-teacher":
+        return [*common, "--cache", str(out), "--chunk-rows", "8"]
+    return [*common, "--out", str(out), "--views", "--shard-size", "8"]
+
+
+def finished_files(out: Path) -> dict[str, int]:
+    """File name -> modification time (ns) of every finished chunk or shard's files."""
+    stamps = {}
+    for record in out.glob("*.done.json"):
+        for name in json.loads(record.read_text())["files"]:
+            stamps[name] = (out / name).stat().st_mtime_ns
+    return stamps
+
+
+def kill_job(job: str, data: Path, out: Path, kills: int, seed: int) -> dict:
+    """Run ``job`` with SIGKILLs after random delays past its first finished chunk; then to the
+    end. Returns the kills survived and the finished files written more than once."""
+    rng = random.Random(seed)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    survived, in_write, rewritten, seen = 0, 0, set(), {}
+    while survived < kills:
+        proc = subprocess.Popen(job_command(job, data, out), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        before = len(finished_files(out)) if out.is_dir() else 0
+        while proc.poll() is None and (not out.is_dir() or len(finished_files(out)) <= before):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if proc.poll() is not None:
+            break  # it finished before the kill
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        survived += 1
+        in_write += bool(list(out.glob(".*.tmp")))
+        rewritten |= {n for n, t in finished_files(out).items() if n in seen and seen[n] != t}
+        seen.update(finished_files(out))
+    final = subprocess.run(job_command(job, data, out), env=env, capture_output=True, text=True)
+    if final.returncode != 0:
+        raise SystemExit(f"the last restart of {job} failed: {final.stderr[-2000:]}")
+    rewritten |= {n for n, t in finished_files(out).items() if n in seen and seen[n] != t}
+    return {
+        "kills": survived,
+        "kills_during_a_write": in_write,
+        "rewritten": sorted(rewritten),
+        "finished": len(seen),
+        "temporary_files_left": len(list(out.glob(".*.tmp"))),
+    }
+
+
+def same_files(a: Path, b: Path) -> bool:
+    """Every chunk or shard file of ``a`` equals ``b``'s, byte for byte, and none is missing."""
+    names = sorted(finished_files(a))
+    return names == sorted(finished_files(b)) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names
+    )
+
+
+def check_job(job: str, tmp: Path, kills: int, seed: int) -> bool:
+    data = tmp / "photos"
+    if not data.is_dir():
+        write_photos(data, 1200)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    straight, killed = tmp / f"{job}-straight", tmp / f"{job}-killed"
+    started = time.time()
+    subprocess.run(job_command(job, data, straight), env=env, check=True, capture_output=True)
+    seconds = time.time() - started
+    stats = kill_job(job, data, killed, kills, seed)
+    equal = same_files(straight, killed)
+    print(f"{job}: {stats['kills']} SIGKILLs survived ({stats['kills_during_a_write']} during a "
+          f"write; {seconds:.1f} s uninterrupted); {stats['finished']} files finished before a "
+          f"kill, rewritten after it: {len(stats['rewritten'])}; temporary files left: "
+          f"{stats['temporary_files_left']}; every file equal to the uninterrupted job's: {equal}")  # fmt: skip
+    return equal and not stats["rewritten"] and not stats["temporary_files_left"]
 
 
 def curve(run: Path) -> list[tuple[int, float]]:
@@ -75,28 +180,49 @@ def weights(run: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
+def check_training(tmp: Path, kills: int, steps: int, seed: int, packed: bool = False) -> bool:
+    data = write_images(tmp / "images", 32) if not (tmp / "images").is_dir() else tmp / "images"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    job = "train"
+    if packed:  # from a pack with views, read by two workers: mid-epoch resume of the stream
+        subprocess.run([sys.executable, "-m", "zeroseg", "pack", "--data", str(data), "--out",
+                        str(tmp / "pack"), "--views", "--shard-size", "3", "--no-progress"],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        data, tmp, job = tmp / "pack", tmp / "from-pack", "train-pack"
+        tmp.mkdir()
+    subprocess.run(command(data, tmp / "straight", steps), env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    stats = run_with_kills(data, tmp / "killed", steps, kills, seed)
+    a, b = curve(tmp / "straight"), curve(tmp / "killed")
+    wa, wb = weights(tmp / "straight"), weights(tmp / "killed")
+    same_curve = a == b
+    same_weights = wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    print(f"{job}: {stats['kills']} SIGKILLs survived ({stats['kills_during_a_checkpoint_write']} "
+          f"during a checkpoint write); {steps} steps")  # fmt: skip
+    print(f"{job}: loss curve equal to the uninterrupted run: {same_curve} ({len(b)} lines)")
+    print(f"{job}: final weights equal: {same_weights}")
+    return same_curve and same_weights
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--jobs", default="train,train-pack,cache-teacher,pack", help="comma-separated"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = write_images(Path(tmp) / "images", 32)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        subprocess.run(command(data, Path(tmp) / "straight", args.steps), env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        stats = run_with_kills(data, Path(tmp) / "killed", args.steps, args.kills, args.seed)
-        a, b = curve(Path(tmp) / "straight"), curve(Path(tmp) / "killed")
-        wa, wb = weights(Path(tmp) / "straight"), weights(Path(tmp) / "killed")
-        same_curve = a == b
-        same_weights = wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     print(f"machine: {describe(torch.device('cpu'))}")
-    print(f"{stats['kills']} SIGKILLs survived ({stats['kills_during_a_checkpoint_write']} during a "
-          f"checkpoint write); {args.steps} steps")  # fmt: skip
-    print(f"loss curve equal to the uninterrupted run: {same_curve} ({len(b)} lines)")
-    print(f"final weights equal: {same_weights}")
-    if not (same_curve and same_weights):
+    passed = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for job in args.jobs.split(","):
+            if job in ("train", "train-pack"):
+                packed = job == "train-pack"
+                passed &= check_training(Path(tmp), args.kills, args.steps, args.seed, packed)
+            else:
+                passed &= check_job(job, Path(tmp), args.kills, args.seed)
+    if not passed:
         raise SystemExit(1)
 
 

@@ -101,7 +101,7 @@ def decode_crop(suffix: str, data: bytes) -> torch.Tensor:
     """(3, S, S) float [0, 1] of a stored crop."""
     if suffix == "jpg":
         with Image.open(io.BytesIO(data)) as img:
-            return to_tensor(img.convert("RGB"))
+            return to_tensor(img if img.mode == "RGB" else img.convert("RGB"))
     array = np.load(io.BytesIO(data))
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255)
 

@@ -53,7 +53,8 @@ def finished_record(out_dir: Path, name: str) -> dict | None:
 
 def start_job(out_dir: Path, identity: dict, info: DistInfo) -> None:
     """Create ``out_dir`` and its ``job.json`` (main rank), or check that the job already there is
-    the same job; every rank returns once it is safe to write shards."""
+    the same job, removing the temporary files of writes a kill interrupted; every rank returns
+    once it is safe to write shards."""
     out_dir = Path(out_dir)
     job = out_dir / "job.json"
     if info.is_main:
@@ -71,6 +72,9 @@ def start_job(out_dir: Path, identity: dict, info: DistInfo) -> None:
             raise ZeroSegError(f"{out_dir} is not empty and holds no job.json; choose a new folder")
         else:
             atomic_write_text(job, json.dumps(identity, indent=1))
+        for stale in out_dir.glob(".*.tmp"):  # a killed job's unfinished writes
+            logger.warning("removed %s, left by an interrupted write", stale.name)
+            stale.unlink()
     barrier(info)
 
 
