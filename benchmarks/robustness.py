@@ -251,11 +251,88 @@ def override_cases(data: Path) -> list[Case]:
     ]
 
 
+def _copy_then(source: Path, target: Path, breakage: Callable[[Path], None]) -> None:
+    import shutil
+
+    shutil.copytree(source, target)
+    breakage(target)
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _edit_json(path: Path, change: dict) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+
+
+def cache_and_pack_cases(data: Path, cache: Path, shards: Path) -> list[Case]:
+    """Teacher caches and packs that are stale, truncated, altered or not what they claim."""
+    subset = data.parent / "images-subset"
+    breakages = {
+        "cache": {
+            "for another grid": (lambda c: None, ["teacher.grids=[1,3]"]),
+            "for another teacher": (lambda c: None, ["teacher.seed=7"]),
+            "for another image list": (lambda c: None, [f"data.root={subset}"]),
+            "chunk with a flipped bit": (lambda c: _flip(c / "views-00000.npy"), []),
+            "chunk truncated": (lambda c: _cut(c / "views-00000.npy"), []),
+            "chunk missing": (lambda c: (c / "views-00000.npy").unlink(), []),
+            "meta not JSON": (lambda c: (c / "meta.json").write_text("{"), []),
+            "meta a list": (lambda c: (c / "meta.json").write_text("[]"), []),
+            "of another layout": (lambda c: _edit_json(c / "meta.json", {"layout": "v0"}), []),
+            "a file, not a folder": (lambda c: None, ["data.teacher_cache=" + str(data / "0.png")]),
+        },
+        "pack": {
+            "shard with a flipped bit": (lambda p: _flip(p / "shard-000000.tar"), []),
+            "shard truncated": (lambda p: _cut(p / "shard-000001.tar"), []),
+            "shard missing": (lambda p: (p / "shard-000000.tar").unlink(), []),
+            "manifest missing": (lambda p: (p / "manifest.json").unlink(), []),
+            "manifest not JSON": (lambda p: (p / "manifest.json").write_text("{"), []),
+            "manifest of another format": (
+                lambda p: _edit_json(p / "manifest.json", {"format": "x"}), []),
+            "manifest without shards": (lambda p: _edit_json(p / "manifest.json", {"shards": []}), []),
+            "manifest counts wrong": (lambda p: _edit_json(p / "manifest.json", {
+                "shards": [{**e, "count": e["count"] + 1}
+                           for e in json.loads((p / "manifest.json").read_text())["shards"]]}), []),
+            "incomplete": (lambda p: _edit_json(p / "manifest.json", {"complete": False}), []),
+            "views of another teacher": (lambda p: None, ["teacher.grids=[1,3]"]),
+            "crops of another size": (lambda p: None, ["encoder.image_size=32"]),
+            "with a teacher cache too": (lambda p: None, [f"data.teacher_cache={cache}"]),
+            "with dense targets": (lambda p: None, ["loss.dense_weight=1"]),
+            "nowhere": (lambda p: None, ["data.shards=/nowhere/pack"]),
+        },
+    }  # fmt: skip
+    cases = []
+    for kind, table in breakages.items():
+        source = cache if kind == "cache" else shards
+        for name, (breakage, extra) in table.items():
+
+            def argv(folder: Path, kind=kind, extra=extra) -> list[str]:
+                where = (
+                    [f"data.root={data}", f"data.teacher_cache={folder / 'cache'}"]
+                    if kind == "cache" else [f"data.shards={folder / 'cache'}"]
+                )  # fmt: skip
+                return ["train", "--preset", "tiny", "--out", str(folder / "out"), "--steps", "1",
+                        "--no-progress", *where, *extra, "data.num_workers=1"]  # fmt: skip
+
+            def prepare(folder: Path, source=source, breakage=breakage) -> None:
+                _copy_then(source, folder / "cache", breakage)
+
+            cases.append(Case(f"teacher caches and packs: {kind}", name, argv, "error", prepare))
+    return cases
+
+
 def run_case(case: Case, folder: Path) -> dict:
     folder.mkdir(parents=True)
     case.prepare(folder)
     out = folder / "out"
-    if case.group != "training overrides":
+    if not case.group.startswith(("training overrides", "teacher caches")):  # train makes its own
         out.mkdir(exist_ok=True)
         (out / "keep.txt").write_text("the user's file")
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -269,7 +346,8 @@ def run_case(case: Case, folder: Path) -> dict:
         code, crashed = None, f"{type(error).__name__}: {str(error)[:200]}"
     err = stderr.getvalue().strip()
     last = err.splitlines()[-1] if err else ""
-    lost = (out / "keep.txt").is_file() is False and case.group != "training overrides"
+    own_out = case.group.startswith(("training overrides", "teacher caches"))
+    lost = not (out / "keep.txt").is_file() and not own_out
     lost = lost or bool(list(folder.rglob("*.tmp"))) or (folder / "pickle-ran").exists()
     if crashed or "Traceback" in err:
         outcome = "crash"
@@ -286,9 +364,11 @@ def run_case(case: Case, folder: Path) -> dict:
             "detail": crashed or last}  # fmt: skip
 
 
-def build_fixtures(root: Path) -> tuple[Path, Path, Path]:
-    """A folder of training images, a tiny trained run and its release."""
+def build_fixtures(root: Path) -> tuple[Path, Path, Path, Path, Path]:
+    """A folder of training images (and a subset of it), a tiny trained run and its release, a
+    complete teacher cache and a pack with views of the images."""
     from zeroseg.config import load_config
+    from zeroseg.data.pack import PackOptions, pack
     from zeroseg.release import export_release
     from zeroseg.training import train
 
@@ -297,14 +377,21 @@ def build_fixtures(root: Path) -> tuple[Path, Path, Path]:
     rng = np.random.default_rng(1)
     for i in range(16):
         Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
-    run = root / "run"
-    train(load_config("tiny", [f"data.root={data}", "train.steps=2"]), run, progress=False)
-    return data, run, export_release(run, root / "release")
+    subset = root / "images-subset"
+    subset.mkdir()
+    for i in range(8):
+        (subset / f"{i}.png").write_bytes((data / f"{i}.png").read_bytes())
+    run, cache = root / "run", root / "cache"
+    overrides = [f"data.root={data}", "train.steps=2", f"data.teacher_cache={cache}"]
+    train(load_config("tiny", overrides), run, progress=False)
+    shards = root / "shards"
+    pack(load_config("tiny", [f"data.root={data}"]), shards, PackOptions(5, views=True), False)
+    return data, run, export_release(run, root / "release"), cache, shards
 
 
-def all_cases(data: Path, run: Path, release: Path) -> list[Case]:
+def all_cases(data: Path, run: Path, release: Path, cache: Path, shards: Path) -> list[Case]:
     return [*image_cases(run), *class_cases(run), *checkpoint_cases(run, release),
-            *override_cases(data)]  # fmt: skip
+            *override_cases(data), *cache_and_pack_cases(data, cache, shards)]  # fmt: skip
 
 
 def main_() -> int:
@@ -314,10 +401,10 @@ def main_() -> int:
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data, run, release = build_fixtures(root)
+        fixtures = build_fixtures(root)
         cwd = os.getcwd()
         rows = []
-        for index, case in enumerate(all_cases(data, run, release)):
+        for index, case in enumerate(all_cases(*fixtures)):
             folder = root / f"case{index:03d}"
             os.chdir(root)
             try:

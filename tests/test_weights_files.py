@@ -33,7 +33,7 @@ def evil(tmp_path, monkeypatch):
 def test_pickled_code_is_refused_everywhere(evil, tmp_path, capsys):
     from conftest import write_images
 
-    images = write_images(tmp_path / "images", 2)
+    images = write_images(tmp_path / "images", 8)  # one micro-batch: the weights fail first
     with pytest.raises(ZeroSegError, match="refused: loading could run code") as info:
         read_weights(evil, "checkpoint")
     assert "\n" not in str(info.value)

@@ -57,7 +57,9 @@ def file_record(path: str | Path) -> dict:
 def verify_file(path: Path, record: dict, label: str, hash_up_to: int | None = None) -> None:
     """Refuse a file that changed since ``record`` was taken: its size always, its SHA-256 when it
     is at most ``hash_up_to`` bytes (always when None). ``label`` names what the file belongs to."""
-    size = path.stat().st_size if path.is_file() else None
+    if not path.is_file():
+        raise ZeroSegError(f"{label} is corrupt: {path.name} is missing")
+    size = path.stat().st_size
     if size != record["bytes"]:
         raise ZeroSegError(
             f"{label} is corrupt: {path.name} is {size} bytes, {record['bytes']} when written"

@@ -71,10 +71,14 @@ def read_manifest(location: str) -> tuple[dict, str]:
         manifest = json.loads(read_bytes(url))
     except json.JSONDecodeError as error:
         raise ZeroSegError(f"pack manifest {url} is not JSON: {error}") from None
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ZeroSegError(f"{url} is not a zeroseg pack manifest (format {FORMAT!r})")
     if not manifest.get("complete"):
         raise ZeroSegError(f"the pack at {location} is incomplete; run zeroseg pack again")
+    shards = manifest.get("shards")
+    fields = ("name", "count", "sha256")
+    if not shards or not all(isinstance(e, dict) and all(f in e for f in fields) for e in shards):
+        raise ZeroSegError(f"pack manifest {url} lists no shards, or shards without {fields}")
     return manifest, template
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from zeroseg.atomic import atomic_write_text
 from zeroseg.distributed import DistInfo, barrier
-from zeroseg.errors import ZeroSegError
+from zeroseg.errors import ZeroSegError, first_line
 from zeroseg.progress import progress as progress_bar
 from zeroseg.weights_file import file_record, verify_file
 
@@ -29,6 +29,17 @@ logger = logging.getLogger(__name__)
 # ``write(i)`` writes shard i's files and returns (their paths, the number of samples in them,
 # extra fields for the record such as the files it skipped).
 ShardWriter = Callable[[int], tuple[list[Path], int, dict]]
+
+
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object in ``path``, or a one-line error naming ``what`` it is and the problem."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ZeroSegError(f"cannot read {what} {path}: {first_line(error)}") from None
+    if not isinstance(value, dict):
+        raise ZeroSegError(f"{what} {path} is not a JSON object")
+    return value
 
 
 def record_path(out_dir: Path, name: str) -> Path:
@@ -61,7 +72,7 @@ def start_job(out_dir: Path, identity: dict, info: DistInfo) -> None:
         if out_dir.exists() and not out_dir.is_dir():
             raise ZeroSegError(f"{out_dir} exists and is not a folder")
         if job.is_file():
-            saved = json.loads(job.read_text())
+            saved = read_json(job, "job description")
             for key, value in identity.items():
                 if saved.get(key) != value:
                     raise ZeroSegError(

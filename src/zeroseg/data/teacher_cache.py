@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from zeroseg.atomic import atomic_write, atomic_write_text
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder
-from zeroseg.data.sharded_job import run_shards, start_job
+from zeroseg.data.sharded_job import read_json, run_shards, start_job
 from zeroseg.distributed import DistInfo, barrier
 from zeroseg.errors import ZeroSegError
 from zeroseg.teacher import CLIPTeacher
@@ -154,7 +154,7 @@ def open_cache(cache_dir: Path, identity: dict) -> ChunkedRows:
     meta_path = cache_dir / "meta.json"
     if not meta_path.is_file():
         raise ZeroSegError(f"teacher cache {cache_dir} has no meta.json")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path, "teacher cache description")
     if not meta.get("complete"):
         raise ZeroSegError(f"teacher cache {cache_dir} is incomplete; delete it or fill it again")
     for key, value in identity.items():
@@ -245,7 +245,7 @@ def cached_dataset(
     cache_dir = Path(config.data.teacher_cache)
     identity = cache_identity(config, dataset, chunk_rows)
     meta = cache_dir / "meta.json"
-    complete = meta.is_file() and json.loads(meta.read_text()).get("complete")
+    complete = meta.is_file() and read_json(meta, "teacher cache description").get("complete")
     if complete:
         views = open_cache(cache_dir, identity)
     else:
