@@ -166,3 +166,23 @@ def test_an_image_list_packs_the_files_it_names(tmp_path, image_folder):
     code = main(["pack", "--data", str(listing), "--out", str(tmp_path / "out"), "--no-progress"])
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert code == 0 and manifest["total"] == 6 and len(manifest["shards"]) == 1
+
+
+def test_a_pack_is_read_from_webdataset_urls(packed):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(packed))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        locations = [f"pipe:cat {packed}/{{name}}", f"file://{packed}"]
+        if shutil.which("curl"):  # WebDataset opens http URLs with curl
+            locations.append(f"http://127.0.0.1:{server.server_port}")
+        expected = ShardStream(str(packed), 4, seed=2).keys(0)
+        for location in locations:
+            assert ShardStream(location, 4, seed=2).keys(0) == expected, location
+    finally:
+        server.shutdown()
