@@ -109,3 +109,21 @@ def test_segment_level_dense_loss_pulls_each_token_to_its_region():
     tokens = torch.randn(2, 3, 8, requires_grad=True)
     dense_distillation_loss(soft, tokens, targets, level="segment").backward()
     assert soft.grad is None and tokens.grad.abs().sum() > 0  # the grouping is held fixed
+
+
+@pytest.mark.parametrize("level", ["patch", "segment"])
+def test_a_projector_only_dense_term_cannot_move_the_grouping(level):
+    overrides = [*DENSE, f"loss.dense_level={level}", "loss.dense_gradient=projector"]
+    only_dense = ["loss.reconstruction_weight=0", "loss.distillation_weight=0",
+                  "loss.matching_weight=0"]  # fmt: skip
+    config = load_config("tiny", [*overrides, *only_dense])
+    teacher = build_teacher(config.teacher)
+    student = build_zeroseg(config.encoder, config.seg_head, None)
+    task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
+    out = task(torch.rand(2, 3, 64, 64))
+    out["loss"].backward()
+    grads = {n: p.grad for n, p in student.named_parameters()}
+    assert out["dense_loss"] > 0
+    final = [n for n in grads if n.startswith("seg_head.projector.")]
+    assert final and all(grads[n] is not None and grads[n].abs().sum() > 0 for n in final)
+    assert all(g is None or g.abs().sum() == 0 for n, g in grads.items() if n not in final)

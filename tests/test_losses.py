@@ -171,3 +171,23 @@ def test_inside_matching_prefers_the_small_cell_a_segment_covers():
     _, inside = segment_matching_loss(segments, local, "mean", "inside", share)
     assert by_iou[0, 0].item() == 0  # the 8 px cell, a quarter of which is not the segment
     assert inside[0, 0].item() == 4  # a 4 px cell wholly inside the segment
+
+
+def test_contrastive_matching_is_the_cross_entropy_of_the_matched_view():
+    views = torch.nn.functional.normalize(torch.randn(2, 5, 16), dim=-1)
+    segments = views[:, [3, 1, 1]].clone().requires_grad_(True)  # tokens 0, 1 on views 3 and 1
+    loss, matched = segment_matching_loss(segments, views, objective="contrastive", temperature=0.1)
+    assert matched[:, :2].tolist() == [[3, 1], [3, 1]]
+    logits = torch.einsum("bsd,bvd->bsv", segments, views) / 0.1
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), matched.flatten())
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert segments.grad.abs().sum() > 0
+    # nearer the matched view than the others costs less than equally near all of them
+    blurred = views.mean(dim=1, keepdim=True).expand(-1, 3, -1)
+    forced = torch.tensor([[3, 1, 1], [3, 1, 1]])
+    sharp = segment_matching_loss(views[:, [3, 1, 1]], views, objective="contrastive")[0]
+    flat = torch.nn.functional.cross_entropy(
+        (torch.einsum("bsd,bvd->bsv", torch.nn.functional.normalize(blurred, dim=-1), views) / 0.1)
+        .flatten(0, 1), forced.flatten())  # fmt: skip
+    assert sharp < flat

@@ -121,6 +121,11 @@ class LossConfig:
     matching_weight: float = 1.0  # 0 disables segment matching (Table 4 ablations)
     # "nearest" is the paper; the others are options beyond it (losses.segment_matching_loss)
     matching: Literal["nearest", "one_to_one", "bidirectional", "overlap", "inside"] = "nearest"
+    # Beyond the paper: "l1" is the paper's distance to the matched view; "contrastive" is a
+    # cross-entropy that makes each token closer (cosine / matching_temperature) to its matched
+    # view than to the image's other local views
+    matching_objective: Literal["l1", "contrastive"] = "l1"
+    matching_temperature: float = 0.1
     distillation_views: Literal["all", "full"] = "all"  # "full" = Base: z to the full image only
     normalize: bool = True  # [guess 9] L2-normalise z, g and views before the L1 losses
     reduction: Literal["mean", "sum"] = "mean"  # [guess 10] over views and segment tokens
@@ -135,8 +140,16 @@ class LossConfig:
     # "patch": each patch's composed embedding to its target; "segment": each segment token to the
     # mean target over its region (assignment-weighted, the grouping held fixed), weighted by size
     dense_level: Literal["patch", "segment"] = "patch"
+    # what the dense term trains: "all" (encoder, grouping and projector), or "projector" (the
+    # segment tokens and the assignment held fixed: it teaches the projector to name what the
+    # grouping found, and cannot move the grouping)
+    dense_gradient: Literal["all", "projector"] = "all"
 
     def __post_init__(self) -> None:
+        check(
+            self.matching_temperature > 0 and math.isfinite(self.matching_temperature),
+            f"loss.matching_temperature must be > 0, got {self.matching_temperature}",
+        )
         weights = ("reconstruction", "distillation", "matching", "grouping_information", "dense")
         for name in weights:
             value = getattr(self, f"{name}_weight")

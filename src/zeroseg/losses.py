@@ -70,6 +70,8 @@ def segment_matching_loss(
     reduction: str = "mean",
     mode: str = "nearest",
     overlap: Tensor | None = None,
+    objective: str = "l1",
+    temperature: float = 0.1,
 ) -> tuple[Tensor, Tensor]:
     """L_match = sum_i min_j | g_i - v_j | (paper Eq. 1), j over local views only.
 
@@ -93,6 +95,10 @@ def segment_matching_loss(
             (``segment_view_iou``), for ``"inside"`` the share of each view inside the segment
             (``segment_view_share``): the token takes the view it covers most, so a segment over
             an object takes a small cell of that object rather than a large cell around it.
+        objective: ``"l1"`` (the paper) back-propagates the matched distances;
+            ``"contrastive"`` (beyond the paper) the cross-entropy of each token's matched view
+            among the image's local views, logits cos(g_i, v_j) / ``temperature``: a token must
+            resemble its own view more than the image's others, not only come near it.
 
     Returns:
         scalar loss, and (B, S) index of the matched local view per segment token.
@@ -108,7 +114,13 @@ def segment_matching_loss(
             matched = one_to_one(distances)
         else:
             matched = distances.argmin(dim=2)
-    chosen = distances.gather(2, matched.unsqueeze(2)).squeeze(2)  # (B, S)
+    if objective == "contrastive":
+        logits = F.normalize(segments, dim=-1) @ F.normalize(local_views, dim=-1).transpose(1, 2)
+        chosen = F.cross_entropy(
+            (logits / temperature).flatten(0, 1), matched.flatten(), reduction="none"
+        ).view_as(matched)  # (B, S)
+    else:
+        chosen = distances.gather(2, matched.unsqueeze(2)).squeeze(2)  # (B, S)
     per_image = chosen.mean(dim=1) if reduction == "mean" else chosen.sum(dim=1)
     if mode == "bidirectional":
         reverse = distances.min(dim=1).values  # (B, V_local), argmin without gradient
@@ -265,6 +277,7 @@ def zeroseg_losses(
     soft_assignments: list[Tensor] | None = None,
     view_coverage: Tensor | None = None,
     dense_targets: Tensor | None = None,
+    dense_segments: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """All loss terms and their weighted sum ``loss``.
 
@@ -280,6 +293,9 @@ def zeroseg_losses(
             inside each local view's box, for ``matching="overlap"``.
         dense_targets: (B, N_vis, D) the teacher's dense readout at the visible patches, for
             ``dense_weight`` (beyond the paper).
+        dense_segments: (B, S, D) the segment embeddings the dense term trains instead of
+            ``segments`` (``dense_gradient="projector"``: the projector of detached tokens; the
+            assignment is then detached too).
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
@@ -314,8 +330,9 @@ def zeroseg_losses(
             measure = segment_view_iou if cfg.matching == "overlap" else segment_view_share
             overlap = measure(assignment.detach().float(), view_coverage.float())
         loss, matched = segment_matching_loss(
-            segments, views[:, 1:], cfg.reduction, cfg.matching, overlap
-        )
+            segments, views[:, 1:], cfg.reduction, cfg.matching, overlap,
+            cfg.matching_objective, cfg.matching_temperature,
+        )  # fmt: skip
         out["matching_loss"] = loss
         out["matched_views"] = matched + 1  # index into all views
         total = total + cfg.matching_weight * loss
@@ -323,9 +340,11 @@ def zeroseg_losses(
         out["grouping_loss"] = grouping_information_loss(assignment, cfg.grouping_balance)
         total = total + cfg.grouping_information_weight * out["grouping_loss"]
     if cfg.dense_weight and assignment is not None and dense_targets is not None:
+        dense_maps = assignment if dense_segments is None else assignment.detach()
         out["dense_loss"] = dense_distillation_loss(
-            assignment, segments, dense_targets, cfg.normalize, cfg.dense_level
-        )
+            dense_maps, segments if dense_segments is None else dense_segments, dense_targets,
+            cfg.normalize, cfg.dense_level,
+        )  # fmt: skip
         total = total + cfg.dense_weight * out["dense_loss"]
     out["loss"] = total
     return out

@@ -68,6 +68,10 @@ class DistillationTask(nn.Module):
                 grid = (images.shape[-2] // patch, images.shape[-1] // patch)
                 dense = self.teacher.encode_dense(images, grid)  # (B, N, D)
         out = self.student(images, self.mask_ratio)
+        dense_segments = None
+        if self.loss_cfg.dense_weight and self.loss_cfg.dense_gradient == "projector":
+            features = out.segments.segment_features.detach()  # (B, S, width)
+            dense_segments = student.seg_head.projector(features)  # only the projector learns
         return zeroseg_losses(
             self.loss_cfg,
             images=images,
@@ -82,6 +86,7 @@ class DistillationTask(nn.Module):
             soft_assignments=out.segments.soft_assignments,
             view_coverage=self._view_coverage(images, out.visible, patch),
             dense_targets=_at_visible(dense, out.visible),
+            dense_segments=dense_segments,
         )
 
     def _view_coverage(self, images: Tensor, visible: Tensor, patch_size: int) -> Tensor | None:

@@ -33,12 +33,14 @@ class SegHeadOutput:
         global_embedding: (B, D_out) projected pooled embedding z (not normalised).
         assignments: per stage, (B, N_k, S_k) assignment as used (one-hot when ``hard``).
         soft_assignments: per stage, (B, N_k, S_k) noise-free softmax over groups (rows sum to 1).
+        segment_features: (B, S, width) the segment tokens before the projector.
     """
 
     segment_embeddings: Tensor
     global_embedding: Tensor
     assignments: list[Tensor]
     soft_assignments: list[Tensor]
+    segment_features: Tensor | None = None
 
 
 class Projector(nn.Module):
@@ -184,6 +186,7 @@ class SegmentationHead(nn.Module):
             global_embedding=self.projector(segments.mean(dim=1)),
             assignments=assignments,
             soft_assignments=soft_assignments,
+            segment_features=segments,
         )
 
 
