@@ -6,9 +6,16 @@ For students trained by ``benchmarks/synthetic_proof.py`` in one world, over val
 - segments per image, and how pure an object's main segment is (share of its pixels that are it);
 - for each segment whose pixels are at least half one object class: the rank (0 = first of 13) of
   that class in the student's token scores, and in the scores of the teacher's own dense readout
-  averaged over the same segment (what a token could say if it carried the teacher's region view).
+  averaged over the same segment (what a token could say if it carried the teacher's region view);
+- with ``--probe``: whether the object's identity is in those segments' tokens at all. A linear
+  probe (multinomial logistic regression, features standardised) is fitted on the object class of
+  half of the scenes' object segments and scored on the other half, both ways (2-fold, by scene),
+  on the student encoder's patch features averaged over the segment, on the segment tokens before
+  the projector, on the segment embeddings g, and on the teacher's region readout; beside them the
+  share of the commonest class (what a constant guess gets).
 
     python benchmarks/synthetic_token_names.py --world runs/proof_dense/world0 --runs zeroseg zeroseg_dense
+    python benchmarks/synthetic_token_names.py --world runs/proof/world0 --runs zeroseg --images 200 --probe
 """
 
 from __future__ import annotations
@@ -38,12 +45,15 @@ def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
     vocab, teacher = segmenter.vocabulary, segmenter.teacher
     teacher.dense_size = dense_size  # the same readout for every student
     segments, purity, student_ranks, teacher_ranks = [], [], [], []
+    probe = {"patches": [], "features": [], "embeddings": [], "readout": [], "label": [],
+             "scene": []}  # fmt: skip
     for i in range(min(images, len(dataset))):
         image, label, _ = dataset[i]
         with torch.no_grad():
             ids, out = segmenter.segment_map(image[None])
             grid = (image.shape[-2] // 8, image.shape[-1] // 8)
             dense = teacher.encode_dense(image[None], grid)[0]  # (N, D)
+            patches = segmenter.model.encoder(image[None], mask_ratio=0.0).patch_tokens[0]
         label = torch.as_tensor(np.asarray(label))
         segments.append(len(ids.unique()))
         for c in label.unique():
@@ -63,6 +73,12 @@ def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
             readout = vocab.class_max(vocab.logits(region, 100.0).softmax(-1))
             student_ranks.append(rank(student, major))
             teacher_ranks.append(rank(readout, major))
+            probe["features"].append(out.segment_features[0, s])
+            probe["embeddings"].append(out.segment_embeddings[0, s])
+            probe["readout"].append(region)
+            probe["patches"].append((share[:, None] * patches).sum(0) / share.sum())
+            probe["label"].append(major)
+            probe["scene"].append(i)
     top1 = lambda r: sum(x == 0 for x in r) / max(1, len(r))  # noqa: E731
     return {
         "segments_per_image": statistics.fmean(segments),
@@ -72,7 +88,30 @@ def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
         "student_top1": top1(student_ranks),
         "teacher_region_rank": statistics.fmean(teacher_ranks) if teacher_ranks else float("nan"),
         "teacher_region_top1": top1(teacher_ranks),
+        "probe": probe,
     }
+
+
+def probe_accuracy(features: list[torch.Tensor], labels: list[int], scenes: list[int]) -> float:
+    """2-fold (by scene parity) accuracy of a linear probe of the class from the features."""
+    x = torch.stack(features).float()
+    y = torch.tensor(labels)
+    classes = y.unique()
+    y = torch.searchsorted(classes, y)
+    fold = torch.tensor(scenes) % 2
+    correct = 0
+    for held in (0, 1):
+        fit, test = fold != held, fold == held
+        mean, std = x[fit].mean(0), x[fit].std(0).clamp(min=1e-6)
+        layer = torch.nn.Linear(x.shape[1], len(classes))
+        optimizer = torch.optim.Adam(layer.parameters(), lr=0.01, weight_decay=1e-3)
+        for _ in range(500):
+            optimizer.zero_grad()
+            F.cross_entropy(layer((x[fit] - mean) / std), y[fit]).backward()
+            optimizer.step()
+        with torch.no_grad():
+            correct += int((layer((x[test] - mean) / std).argmax(1) == y[test]).sum())
+    return correct / len(y)
 
 
 def main() -> None:
@@ -81,6 +120,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["zeroseg", "zeroseg_dense"])
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--dense-size", type=int, default=128, help="teacher readout input (px)")
+    parser.add_argument("--probe", action="store_true", help="also fit linear probes (see above)")
     args = parser.parse_args()
     dataset = VOCSegmentation(args.world / "data" / "val", split="val")
     print(f"machine: {describe(torch.device('cpu'))}; {args.world}, {args.images} scenes")
@@ -89,11 +129,30 @@ def main() -> None:
         "student: rank of the object (top-1) | teacher readout over the segment: rank (top-1) |"
     )
     print("|---|---|---|---|---|---|")  # fmt: skip
+    probes = {}
     for name in args.runs:
         m = measure(args.world / "runs" / name, dataset, args.images, args.dense_size)
         print(f"| {name} | {m['segments_per_image']:.2f} | {m['object_main_segment_purity']:.2f} | "
               f"{m['object_segments']} | {m['student_rank']:.2f} ({m['student_top1']:.0%}) | "
               f"{m['teacher_region_rank']:.2f} ({m['teacher_region_top1']:.0%}) |")  # fmt: skip
+        probes[name] = m["probe"]
+    if not args.probe:
+        return
+    print(
+        "\n| student | object segments | commonest class | probe: encoder patches over the segment "
+        "| probe: tokens before the projector | probe: segment embeddings g | probe: teacher "
+        "readout over the segment |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, p in probes.items():
+        common = max(p["label"].count(c) for c in set(p["label"])) / len(p["label"])
+        cells = [probe_accuracy(p[k], p["label"], p["scene"])
+                 for k in ("patches", "features", "embeddings", "readout")]  # fmt: skip
+        print(
+            f"| {name} | {len(p['label'])} | {common:.0%} | "
+            + " | ".join(f"{c:.0%}" for c in cells)
+            + " |"
+        )
 
 
 if __name__ == "__main__":
