@@ -145,6 +145,9 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     for name, p in probes.items():
+        if len(set(p["label"])) < 2:
+            print(f"| {name} | {len(p['label'])} | too few object segments to probe | | | | |")
+            continue
         common = max(p["label"].count(c) for c in set(p["label"])) / len(p["label"])
         cells = [probe_accuracy(p[k], p["label"], p["scene"])
                  for k in ("patches", "features", "embeddings", "readout")]  # fmt: skip
