@@ -60,21 +60,28 @@ def newest_checkpoint(run: Path) -> str | None:
     return found[-1].name if found else None
 
 
+def start_then_kill(cmd: list[str], env: dict, marker, rng: random.Random) -> bool:
+    """Start ``cmd``; once ``marker()`` (a checkpoint, a count of finished chunks) changes, wait a
+    random 0-0.5 s and SIGKILL it. False when the process finished before the kill."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    before = marker()
+    while proc.poll() is None and marker() == before:
+        time.sleep(0.01)  # until this process has finished something of its own
+    time.sleep(rng.uniform(0.0, 0.5))
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return True
+
+
 def run_with_kills(data: Path, out: Path, steps: int, kills: int, seed: int) -> dict:
     rng = random.Random(seed)
     survived, in_write = 0, 0
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     while survived < kills:
-        proc = subprocess.Popen(command(data, out, steps), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-        before = newest_checkpoint(out)
-        while proc.poll() is None and newest_checkpoint(out) == before:
-            time.sleep(0.01)  # until this process has written a checkpoint of its own
-        time.sleep(rng.uniform(0.0, 0.5))
-        if proc.poll() is not None:
+        if not start_then_kill(command(data, out, steps), env, lambda: newest_checkpoint(out), rng):
             break  # it finished before the kill
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         survived += 1
         in_write += bool(list((out / "checkpoints").glob(".*.tmp")))
     final = subprocess.run(command(data, out, steps), env=env, capture_output=True, text=True)
@@ -116,20 +123,14 @@ def kill_job(job: str, data: Path, out: Path, kills: int, seed: int) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     survived, in_write, rewritten, seen = 0, 0, set(), {}
     while survived < kills:
-        proc = subprocess.Popen(job_command(job, data, out), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-        before = len(finished_files(out)) if out.is_dir() else 0
-        while proc.poll() is None and (not out.is_dir() or len(finished_files(out)) <= before):
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.5))
-        if proc.poll() is not None:
+        finished = lambda: len(finished_files(out)) if out.is_dir() else 0  # noqa: E731
+        if not start_then_kill(job_command(job, data, out), env, finished, rng):
             break  # it finished before the kill
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         survived += 1
         in_write += bool(list(out.glob(".*.tmp")))
-        rewritten |= {n for n, t in finished_files(out).items() if n in seen and seen[n] != t}
-        seen.update(finished_files(out))
+        now = finished_files(out)
+        rewritten |= {n for n, t in now.items() if n in seen and seen[n] != t}
+        seen.update(now)
     final = subprocess.run(job_command(job, data, out), env=env, capture_output=True, text=True)
     if final.returncode != 0:
         raise SystemExit(f"the last restart of {job} failed: {final.stderr[-2000:]}")

@@ -267,8 +267,6 @@ def _run_cache_teacher(args: argparse.Namespace) -> int:
     from zeroseg.data.teacher_cache import build_cache
 
     overrides = [*args.overrides, f"data.root={args.data}", f"data.teacher_cache={args.cache}"]
-    if args.chunk_rows <= 0:
-        raise ZeroSegError(f"--chunk-rows must be positive, got {args.chunk_rows}")
     config = load_config(args.preset, overrides)
     shape = build_cache(config, progress=not args.no_progress, chunk_rows=args.chunk_rows)
     print(f"{args.cache}: views {tuple(shape)}")

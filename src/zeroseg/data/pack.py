@@ -37,7 +37,7 @@ from PIL import Image
 from zeroseg.atomic import atomic_write_bytes, atomic_write_text
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder, open_rgb, resize_center_crop, to_tensor
-from zeroseg.data.sharded_job import run_shards, start_job
+from zeroseg.data.sharded_job import read_json, run_shards, start_job
 from zeroseg.data.teacher_cache import files_hash, teacher_identity
 from zeroseg.distributed import barrier
 from zeroseg.errors import ZeroSegError
@@ -89,12 +89,11 @@ def shard_names(num_images: int, shard_size: int) -> list[str]:
 
 def encode_crop(crop: Image.Image, options: PackOptions) -> tuple[str, bytes]:
     """(member suffix, bytes) of a crop as the pack stores it."""
-    buffer = io.BytesIO()
     if options.encoding == "jpeg":
+        buffer = io.BytesIO()
         crop.save(buffer, format="JPEG", quality=options.quality)
         return "jpg", buffer.getvalue()
-    np.save(buffer, np.asarray(crop, dtype=np.uint8))
-    return "image.npy", buffer.getvalue()
+    return "image.npy", npy_bytes(np.asarray(crop, dtype=np.uint8))
 
 
 def decode_crop(suffix: str, data: bytes) -> torch.Tensor:
@@ -201,7 +200,7 @@ def pack(
         records = run_shards(out_dir, packer.names, packer, info, progress, desc="pack")
         manifest = _write_manifest(out_dir, identity, records) if info.is_main else None
         barrier(info)
-        return manifest or json.loads((out_dir / "manifest.json").read_text())
+        return manifest or read_json(out_dir / "manifest.json", "pack manifest")
     finally:
         cleanup(info)
 

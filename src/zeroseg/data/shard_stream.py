@@ -178,8 +178,7 @@ class ShardStream(IterableDataset):
                 skip -= count
                 continue
             records = self.read_shard(shard)
-            order = np.random.default_rng([self.seed, self.epoch, shard]).permutation(count)
-            for index in order[skip:]:
+            for index in self.shard_order(self.epoch, shard)[skip:]:
                 yield self.decode(records[index])
             skip = 0
 
@@ -214,18 +213,18 @@ class ShardStream(IterableDataset):
         views = np.load(io.BytesIO(record["views.npy"])).astype(np.float32)
         return image, torch.from_numpy(views)
 
+    def shard_order(self, epoch: int, shard: int) -> np.ndarray:
+        """The order in which shard ``shard``'s records are read in epoch ``epoch``."""
+        return np.random.default_rng([self.seed, epoch, shard]).permutation(self.counts[shard])
+
     def keys(self, epoch: int) -> list[str]:
         """Source names of the samples this rank sees in epoch ``epoch``, worker by worker (reads
         the shards; for checks and tests)."""
         names = []
-        for worker, shards in enumerate(self.worker_shards(epoch)):
-            kept = self.worker_batches(epoch)[worker] * self.batch_size
+        for shards, batches in zip(self.worker_shards(epoch), self.worker_batches(epoch)):
             seen = []
             for shard in shards:
-                order = np.random.default_rng([self.seed, epoch, shard]).permutation(
-                    self.counts[shard]
-                )
                 records = self.read_shard(shard)
-                seen += [records[i]["name.txt"].decode() for i in order]
-            names += seen[:kept]
+                seen += [records[i]["name.txt"].decode() for i in self.shard_order(epoch, shard)]
+            names += seen[: batches * self.batch_size]
         return names

@@ -70,6 +70,9 @@ def cache_identity(
     config: ExperimentConfig, dataset: ImageFolder, chunk_rows: int = CHUNK_ROWS
 ) -> dict:
     """Everything that determines the cached rows; compared field by field on load."""
+    if chunk_rows <= 0:
+        raise ZeroSegError(f"the teacher cache's chunk_rows (--chunk-rows) must be positive, "
+                           f"got {chunk_rows}")  # fmt: skip
     return {
         "layout": "chunked-1",
         **teacher_identity(config),
