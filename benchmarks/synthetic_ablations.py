@@ -7,7 +7,8 @@ image). The upper bound is the same student trained with ground-truth masks
 
     python benchmarks/synthetic_ablations.py --out runs/ablations --steps 400
     python benchmarks/synthetic_ablations.py --only full base   # a subset
-    python benchmarks/synthetic_ablations.py --seed 1 --only full --baselines   # another world
+    python benchmarks/synthetic_ablations.py --seeds 0 1 2   # three worlds, mean ± sd, orders
+    python benchmarks/synthetic_ablations.py --seeds 1 --only full --baselines   # another world
     python benchmarks/synthetic_ablations.py --extra seg_head.gumbel=false   # on every variant
     # the paper's losses instead of the synthetic preset's (no grouping term, nearest matching):
     python benchmarks/synthetic_ablations.py --extra loss.grouping_information_weight=0 \
@@ -24,7 +25,9 @@ from pathlib import Path
 
 import torch
 from _machine import describe
+from synthetic_proof import object_miou, spread
 
+from zeroseg.atomic import atomic_write_text
 from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.inference import InferenceConfig, Segmenter
 from zeroseg.synthetic import writers
@@ -59,9 +62,14 @@ def score(run: Path, dataset) -> dict:
     inference = InferenceConfig(short_side=0, mode="whole", templates="simple1")
     segmenter = Segmenter.from_checkpoint(run, inference, device="cpu")
     segmenter.set_vocabulary(list(dataset.class_names))
-    metrics, _ = evaluate_methods({"zeroseg": segmenter}, dataset, dataset.class_names, False)
+    names = list(dataset.class_names)
+    metrics, _ = evaluate_methods({"zeroseg": segmenter}, dataset, names, False)
     keep = ("miou", "pixel_accuracy", "oracle_miou", "segments_used_per_image", "segment_purity")
-    return {k: metrics["zeroseg"][k] for k in keep}
+    scores = {k: metrics["zeroseg"][k] for k in keep}
+    return {
+        **scores,
+        "object_miou": round(object_miou(metrics["zeroseg"]["per_class_iou"], names), 2),
+    }
 
 
 def score_baselines(config, dataset) -> dict:
@@ -76,11 +84,69 @@ def score_baselines(config, dataset) -> dict:
     }
 
 
+TABLE4 = ("base", "base+multiscale", "base+matching", "full")
+TABLE3_PAIRS = ("grid1x1+2x2", "grid1x1+3x3", "grid1x1+4x4")
+
+
+def paper_orders(world: dict) -> dict:
+    """Whether one world's mIoUs follow the paper's Table 4 and Table 3 orders (None: not run).
+
+    Table 4: Base < + multi-scale < + matching < full. Table 3: every grid with 1x1 beats 1x1 alone,
+    and all grids together (``full``) beat every single-grid variant.
+    """
+    miou = {name: r["miou"] for name, r in world.items() if "miou" in r}
+    orders: dict = {"table4": None, "table3_each_beats_1x1": None, "table3_all_best": None}
+    if all(n in miou for n in TABLE4):
+        orders["table4"] = all(miou[a] < miou[b] for a, b in zip(TABLE4, TABLE4[1:]))
+    if all(n in miou for n in ("grid1x1", *TABLE3_PAIRS)):
+        orders["table3_each_beats_1x1"] = all(miou[n] > miou["grid1x1"] for n in TABLE3_PAIRS)
+        if "full" in miou:
+            orders["table3_all_best"] = all(miou["full"] > miou[n] for n in TABLE3_PAIRS)
+    return orders
+
+
+def run_world(seed: int, args, done: dict, save) -> dict:
+    """Train and score every requested variant in world ``seed``; ``done`` holds finished ones."""
+    out = args.out / f"world{seed}"
+    cfg = DemoConfig(out_dir=out, seed=seed, steps=args.steps)
+    train_dir, val_dir = write_world(cfg)
+    teacher = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg))
+    dataset = VOCSegmentation(val_dir, split="val")
+    results = done
+    for name in args.only or [*VARIANTS, "upper_bound"]:
+        if name in results:
+            continue
+        start = time.time()
+        run = out / "runs" / name
+        if name == "upper_bound":
+            labelled = out / "data" / "train_labelled"
+            if not (labelled / "ImageSets").is_dir():
+                writers.write_validation_tree(labelled, cfg.train_images, seed, cfg.image_size)
+            config = student_config(cfg, train_dir, teacher)
+            train_upper_bound(config, labelled, run, progress=False)
+        else:
+            grids = [o.split("=", 1)[1] for o in VARIANTS[name] if o.startswith("teacher.grids=")]
+            tag = "".join(c for c in (grids or ["1234"])[0] if c.isdigit())
+            views = out / f"views_{tag}"
+            overrides = (*VARIANTS[name], *args.extra, f"data.teacher_cache={views}")
+            variant = dataclasses.replace(cfg, student_overrides=overrides)
+            train(student_config(variant, train_dir, teacher), run, progress=False)
+        results[name] = {**score(run, dataset), "seconds": round(time.time() - start, 1)}
+        print(f"world {seed}", name, json.dumps(results[name]), flush=True)
+        save()
+    if args.baselines and "teacher_baselines" not in results:
+        results["teacher_baselines"] = score_baselines(
+            student_config(cfg, train_dir, teacher), dataset
+        )
+        save()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/ablations"))
     parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="worlds")
     parser.add_argument("--only", nargs="*", help="variant names (and/or 'upper_bound')")
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every variant")
     parser.add_argument(
@@ -88,41 +154,40 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
-    cfg = DemoConfig(out_dir=args.out, seed=args.seed, steps=args.steps)
-    train_dir, val_dir = write_world(cfg)
-    teacher = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg))
-    dataset = VOCSegmentation(val_dir, split="val")
-    names = args.only or [*VARIANTS, "upper_bound"]
-    results = {}
-    for name in names:
-        start = time.time()
-        run = args.out / "runs" / name
-        if name == "upper_bound":
-            labelled = args.out / "data" / "train_labelled"
-            if not (labelled / "ImageSets").is_dir():
-                writers.write_validation_tree(labelled, cfg.train_images, args.seed, cfg.image_size)
-            config = student_config(cfg, train_dir, teacher)
-            train_upper_bound(config, labelled, run, progress=False)
-        else:
-            grids = [o.split("=", 1)[1] for o in VARIANTS[name] if o.startswith("teacher.grids=")]
-            tag = "".join(c for c in (grids or ["1234"])[0] if c.isdigit())
-            views = args.out / f"views_{tag}"
-            overrides = (*VARIANTS[name], *args.extra, f"data.teacher_cache={views}")
-            variant = dataclasses.replace(cfg, student_overrides=overrides)
-            train(student_config(variant, train_dir, teacher), run, progress=False)
-        results[name] = {**score(run, dataset), "seconds": round(time.time() - start, 1)}
-        print(name, json.dumps(results[name]), flush=True)
-    if args.baselines:
-        results.update(score_baselines(student_config(cfg, train_dir, teacher), dataset))
+    results_file = args.out / "ablations.json"
+    saved = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    held = saved.get("settings", {})
+    if saved and (held.get("extra"), held.get("steps")) != (args.extra, args.steps):
+        raise SystemExit(
+            f"{results_file} holds runs with other --extra or --steps; use another --out"
+        )
+    worlds: dict = saved.get("worlds", {})
+
+    def save() -> None:
+        settings = {
+            "steps": args.steps,
+            "extra": args.extra,
+            "machine": describe(torch.device("cpu")),
+        }
+        summary = {"settings": settings, "worlds": worlds}
+        summary["orders"] = {seed: paper_orders(world) for seed, world in worlds.items()}
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(results_file, json.dumps(summary, indent=2))
+
+    for seed in args.seeds:
+        worlds[str(seed)] = run_world(seed, args, worlds.get(str(seed), {}), save)
     print(f"machine: {describe(torch.device('cpu'))}")
-    print(f"steps {args.steps}, seed {args.seed}, extra {args.extra}")
-    print("| variant | mIoU | pixel acc. | oracle mIoU | segments/image |")
-    print("|---|---|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['miou']:.2f} | {r['pixel_accuracy']:.2f} | "
-              f"{r.get('oracle_miou', float('nan')):.2f} | "
-              f"{r.get('segments_used_per_image', '-')} |")  # fmt: skip
-    (args.out / "ablations.json").write_text(json.dumps(results, indent=2))
+    print(f"steps {args.steps}, worlds {args.seeds}, extra {args.extra}")
+    print("| variant | mIoU | object mIoU | pixel acc. | oracle mIoU | segments/image |")
+    print("|---|---|---|---|---|---|")
+    names = [n for n in worlds[str(args.seeds[0])] if n != "teacher_baselines"]
+    for name in names:
+        rows = [worlds[str(s)][name] for s in args.seeds if name in worlds[str(s)]]
+        keys = ("miou", "object_miou", "pixel_accuracy", "oracle_miou", "segments_used_per_image")
+        cells = [spread([r[k] for r in rows]) if k in rows[0] else "-" for k in keys]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    for seed in args.seeds:
+        print(f"world {seed} paper orders: {json.dumps(paper_orders(worlds[str(seed)]))}")
 
 
 if __name__ == "__main__":
