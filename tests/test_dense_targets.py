@@ -127,3 +127,38 @@ def test_a_projector_only_dense_term_cannot_move_the_grouping(level):
     final = [n for n in grads if n.startswith("seg_head.projector.")]
     assert final and all(grads[n] is not None and grads[n].abs().sum() > 0 for n in final)
     assert all(g is None or g.abs().sum() == 0 for n, g in grads.items() if n not in final)
+
+
+def test_a_content_only_dense_term_trains_token_content_not_the_assignment():
+    overrides = [*DENSE, "loss.dense_level=segment", "loss.dense_gradient=content"]
+    only_dense = ["loss.reconstruction_weight=0", "loss.distillation_weight=0",
+                  "loss.matching_weight=0"]  # fmt: skip
+    config = load_config("tiny", [*overrides, *only_dense])
+    teacher = build_teacher(config.teacher)
+    student = build_zeroseg(config.encoder, config.seg_head, None)
+    task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
+    out = task(torch.rand(2, 3, 64, 64))
+    out["loss"].backward()
+    grads = {n: p.grad for n, p in student.named_parameters()}
+    assert out["dense_loss"] > 0
+
+    def moved(name: str) -> bool:
+        return grads[name] is not None and grads[name].abs().sum() > 0
+
+    logits = [n for n in grads if ".assign.q_proj." in n or ".assign.k_proj." in n]
+    assert logits and not any(moved(n) for n in logits)  # where tokens go: untouched
+    content = [n for n in grads if ".assign.v_proj." in n or n.startswith("seg_head.projector.")]
+    assert content and all(moved(n) for n in content)
+    assert moved("encoder.vit.patch_embed.proj.weight")
+
+
+def test_a_head_pass_with_its_own_assignments_gives_the_same_segments():
+    config = load_config("tiny")
+    student = build_zeroseg(config.encoder, config.seg_head, None).eval()
+    tokens = torch.randn(2, 16, config.encoder.width)
+    first = student.seg_head(tokens)
+    again = student.seg_head(tokens, fixed_assignments=first.assignments)
+    assert torch.allclose(first.segment_embeddings, again.segment_embeddings, atol=1e-6)
+    other = [torch.roll(a, 1, dims=-1) for a in first.assignments]
+    changed = student.seg_head(tokens, fixed_assignments=other)
+    assert not torch.allclose(first.segment_embeddings, changed.segment_embeddings, atol=1e-3)

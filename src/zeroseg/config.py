@@ -142,8 +142,10 @@ class LossConfig:
     dense_level: Literal["patch", "segment"] = "patch"
     # what the dense term trains: "all" (encoder, grouping and projector), or "projector" (the
     # segment tokens and the assignment held fixed: it teaches the projector to name what the
-    # grouping found, and cannot move the grouping)
-    dense_gradient: Literal["all", "projector"] = "all"
+    # grouping found, and cannot move the grouping), or "content" (a second head pass pools with
+    # the first pass's detached assignments: the term trains what a token's content is made of,
+    # encoder included, but not where the assignment points)
+    dense_gradient: Literal["all", "projector", "content"] = "all"
 
     def __post_init__(self) -> None:
         check(

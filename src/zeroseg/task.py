@@ -68,10 +68,7 @@ class DistillationTask(nn.Module):
                 grid = (images.shape[-2] // patch, images.shape[-1] // patch)
                 dense = self.teacher.encode_dense(images, grid)  # (B, N, D)
         out = self.student(images, self.mask_ratio)
-        dense_segments = None
-        if self.loss_cfg.dense_weight and self.loss_cfg.dense_gradient == "projector":
-            features = out.segments.segment_features.detach()  # (B, S, width)
-            dense_segments = student.seg_head.projector(features)  # only the projector learns
+        dense_segments = self._dense_segments(student, out)
         return zeroseg_losses(
             self.loss_cfg,
             images=images,
@@ -88,6 +85,21 @@ class DistillationTask(nn.Module):
             dense_targets=_at_visible(dense, out.visible),
             dense_segments=dense_segments,
         )
+
+    def _dense_segments(self, student: ZeroSeg, out) -> Tensor | None:
+        """(B, S, D) what the dense term trains when ``loss.dense_gradient`` is not "all".
+
+        "projector": the projector of the detached segment tokens. "content": the segment tokens
+        of a second head pass that pools with the first pass's detached assignments, so the dense
+        term reaches everything that makes a token's content, but not the assignment logits.
+        """
+        if not self.loss_cfg.dense_weight or self.loss_cfg.dense_gradient == "all":
+            return None
+        if self.loss_cfg.dense_gradient == "projector":
+            features = out.segments.segment_features.detach()  # (B, S, width)
+            return student.seg_head.projector(features)  # only the projector learns
+        fixed = [a.detach() for a in out.segments.assignments]
+        return student.seg_head(out.patch_tokens, fixed_assignments=fixed).segment_embeddings
 
     def _view_coverage(self, images: Tensor, visible: Tensor, patch_size: int) -> Tensor | None:
         """(B, N_vis, V - 1) share of each visible patch in each local view (overlap matching)."""

@@ -94,8 +94,14 @@ class AssignAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
         self.hard, self.gumbel, self.tau, self.assign_eps = hard, gumbel, tau, assign_eps
 
-    def forward(self, groups: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, groups: Tensor, tokens: Tensor, fixed: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Pool (B, N, C) tokens into (B, S, C) groups.
+
+        Args:
+            fixed: (B, N, S) an assignment to pool with instead of computing one (used as given:
+                detach it to keep the assignment out of the gradient).
 
         Returns:
             new groups (B, S, C); assignment (B, N, S) as used (one-hot when hard); soft map
@@ -104,6 +110,8 @@ class AssignAttention(nn.Module):
         logits = self.q_proj(groups) @ self.k_proj(tokens).transpose(1, 2) * self.scale  # (B,S,N)
         gumbel = self.gumbel and self.training
         attn, soft = assign(logits, dim=1, hard=self.hard, gumbel=gumbel, tau=self.tau)
+        if fixed is not None:
+            attn = fixed.transpose(1, 2)
         pooled = attn / (
             attn.sum(dim=-1, keepdim=True) + self.assign_eps
         )  # mean with +1 (GroupViT)
@@ -151,8 +159,13 @@ class GroupingBlock(nn.Module):
         self.norm_new = nn.LayerNorm(dim, norm_eps)
         self.mlp = Mlp(dim, 4 * dim, dim)
 
-    def forward(self, tokens: Tensor, group_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, tokens: Tensor, group_tokens: Tensor, fixed: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(B, N, C) tokens and (B, S_in, C) group tokens -> (B, S, C) segments, (B, N, S) maps.
+
+        Args:
+            fixed: (B, N, S) an assignment to pool with instead of computing one.
 
         Returns:
             segments, assignment (hard in training and eval, as used), soft map.
@@ -161,7 +174,7 @@ class GroupingBlock(nn.Module):
         groups = self.norm_post_mix(self.mix(self.norm_tokens(group_tokens)))
         if self.pre_assign is not None:
             groups = self.pre_assign(groups, tokens)
-        pooled, attn, soft = self.assign(groups, tokens)
+        pooled, attn, soft = self.assign(groups, tokens, fixed)
         segments = pooled + groups if self.residual else pooled
         segments = segments + self.mlp(self.norm_new(segments))
         return segments, attn, soft

@@ -163,8 +163,15 @@ class SegmentationHead(nn.Module):
     def num_segments(self) -> int:
         return self.group_tokens[-1].shape[1]
 
-    def forward(self, tokens: Tensor) -> SegHeadOutput:
-        """Group (B, N, in_dim) encoder tokens into S segment tokens."""
+    def forward(
+        self, tokens: Tensor, fixed_assignments: list[Tensor] | None = None
+    ) -> SegHeadOutput:
+        """Group (B, N, in_dim) encoder tokens into S segment tokens.
+
+        Args:
+            fixed_assignments: per stage, (B, N_k, S_k) assignments to pool with instead of
+                computing them (a second pass over an earlier pass's grouping); None = compute.
+        """
         x = self.input_proj(tokens)
         batch = x.shape[0]
         assignments, soft_assignments = [], []
@@ -176,7 +183,8 @@ class SegmentationHead(nn.Module):
             num_tokens = x.shape[1]
             joint = blocks(torch.cat([x, groups], dim=1))
             x, groups = joint[:, :num_tokens], joint[:, num_tokens:]
-            x, attn, soft = grouping(x, groups)
+            fixed = None if fixed_assignments is None else fixed_assignments[k]
+            x, attn, soft = grouping(x, groups, fixed)
             assignments.append(attn)
             soft_assignments.append(soft)
             previous_groups = groups

@@ -24,12 +24,14 @@ class ZeroSegOutput:
         mask: (B, N) 1 for patches hidden from the encoder.
         segments: the segmentation head's output on the visible tokens.
         visible: (B, N_vis) raster index of each visible token (the rows of the stage-1 maps).
+        patch_tokens: (B, N_vis, D) the encoder's visible tokens, the head's input.
     """
 
     reconstruction: Tensor | None
     mask: Tensor
     segments: SegHeadOutput
     visible: Tensor
+    patch_tokens: Tensor | None = None
 
 
 class ZeroSeg(nn.Module):
@@ -66,7 +68,9 @@ class ZeroSeg(nn.Module):
                 encoded.patch_tokens, encoded.cls_token, encoded.ids_restore, encoded.grid
             )
         segments = self.seg_head(encoded.patch_tokens)
-        return ZeroSegOutput(reconstruction, encoded.mask, segments, encoded.ids_keep)
+        return ZeroSegOutput(
+            reconstruction, encoded.mask, segments, encoded.ids_keep, encoded.patch_tokens
+        )
 
     def encode_segments(self, images: Tensor) -> tuple[SegHeadOutput, tuple[int, int]]:
         """Inference forward without masking: segment tokens and grouping maps of all patches.
