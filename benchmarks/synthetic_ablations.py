@@ -175,7 +175,7 @@ def main() -> None:
         atomic_write_text(results_file, json.dumps(summary, indent=2))
 
     for seed in args.seeds:
-        worlds[str(seed)] = run_world(seed, args, worlds.get(str(seed), {}), save)
+        run_world(seed, args, worlds.setdefault(str(seed), {}), save)  # fills it, saving as it goes
     print(f"machine: {describe(torch.device('cpu'))}")
     print(f"steps {args.steps}, worlds {args.seeds}, extra {args.extra}")
     print("| variant | mIoU | object mIoU | pixel acc. | oracle mIoU | segments/image |")
