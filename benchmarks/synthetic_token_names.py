@@ -12,7 +12,10 @@ For students trained by ``benchmarks/synthetic_proof.py`` in one world, over val
   half of the scenes' object segments and scored on the other half, both ways (2-fold, by scene),
   on the student encoder's patch features averaged over the segment, on the segment tokens before
   the projector, on the segment embeddings g, and on the teacher's region readout; beside them the
-  share of the commonest class (what a constant guess gets).
+  share of the commonest class (what a constant guess gets);
+- per grouping stage, the mean norm of the group tokens and of the content pooled from the tokens
+  assigned to them (a segment token is the sum of the two, GroupViT's residual): which of the two a
+  segment token is mostly made of.
 
     python benchmarks/synthetic_token_names.py --world runs/proof_dense/world0 --runs zeroseg zeroseg_dense
     python benchmarks/synthetic_token_names.py --world runs/proof/world0 --runs zeroseg --images 200 --probe
@@ -38,10 +41,36 @@ def rank(scores: torch.Tensor, index: int) -> int:
     return int((scores > scores[index]).sum())
 
 
+class StageNorms:
+    """Forward hooks on each grouping stage's assignment: mean norms of group tokens and pooled content."""
+
+    def __init__(self, head) -> None:
+        self.groups: dict[int, list[float]] = {}
+        self.pooled: dict[int, list[float]] = {}
+        for k, block in enumerate(head.groupings):
+            block.assign.register_forward_hook(self.hook(k))
+
+    def hook(self, stage: int):
+        def record(module, inputs, output) -> None:
+            self.groups.setdefault(stage, []).append(float(inputs[0].norm(dim=-1).mean()))
+            self.pooled.setdefault(stage, []).append(float(output[0].norm(dim=-1).mean()))
+
+        return record
+
+    def summary(self) -> str:
+        """'group / pooled' mean norms per stage, e.g. '11.8 / 3.2, 11.5 / 4.1'."""
+        stages = sorted(self.groups)
+        return ", ".join(
+            f"{statistics.fmean(self.groups[k]):.1f} / {statistics.fmean(self.pooled[k]):.1f}"
+            for k in stages
+        )
+
+
 def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
     names = list(dataset.class_names)
     segmenter = Segmenter.from_checkpoint(run, InferenceConfig(templates="simple1"), device="cpu")
     segmenter.set_vocabulary(names)
+    norms = StageNorms(segmenter.model.seg_head)
     vocab, teacher = segmenter.vocabulary, segmenter.teacher
     teacher.dense_size = dense_size  # the same readout for every student
     segments, purity, student_ranks, teacher_ranks = [], [], [], []
@@ -89,6 +118,7 @@ def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
         "teacher_region_rank": statistics.fmean(teacher_ranks) if teacher_ranks else float("nan"),
         "teacher_region_top1": top1(teacher_ranks),
         "probe": probe,
+        "norms": norms.summary(),
     }
 
 
@@ -126,15 +156,17 @@ def main() -> None:
     print(f"machine: {describe(torch.device('cpu'))}; {args.world}, {args.images} scenes")
     print(
         "| student | segments / image | object's main segment purity | object segments | "
-        "student: rank of the object (top-1) | teacher readout over the segment: rank (top-1) |"
+        "student: rank of the object (top-1) | teacher readout over the segment: rank (top-1) | "
+        "norm of group token / pooled content, per stage |"
     )
-    print("|---|---|---|---|---|---|")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")  # fmt: skip
     probes = {}
     for name in args.runs:
         m = measure(args.world / "runs" / name, dataset, args.images, args.dense_size)
         print(f"| {name} | {m['segments_per_image']:.2f} | {m['object_main_segment_purity']:.2f} | "
               f"{m['object_segments']} | {m['student_rank']:.2f} ({m['student_top1']:.0%}) | "
-              f"{m['teacher_region_rank']:.2f} ({m['teacher_region_top1']:.0%}) |")  # fmt: skip
+              f"{m['teacher_region_rank']:.2f} ({m['teacher_region_top1']:.0%}) | "
+              f"{m['norms']} |")  # fmt: skip
         probes[name] = m["probe"]
     if not args.probe:
         return
