@@ -105,14 +105,14 @@ def paper_orders(world: dict) -> dict:
     return orders
 
 
-def run_world(seed: int, args, done: dict, save) -> dict:
-    """Train and score every requested variant in world ``seed``; ``done`` holds finished ones."""
+def run_world(seed: int, args, results: dict, save) -> None:
+    """Train and score every requested variant of world ``seed`` into ``results`` (which holds the
+    finished ones, skipped), calling ``save`` after each."""
     out = args.out / f"world{seed}"
     cfg = DemoConfig(out_dir=out, seed=seed, steps=args.steps)
     train_dir, val_dir = write_world(cfg)
     teacher = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg))
     dataset = VOCSegmentation(val_dir, split="val")
-    results = done
     for name in args.only or [*VARIANTS, "upper_bound"]:
         if name in results:
             continue
@@ -139,7 +139,6 @@ def run_world(seed: int, args, done: dict, save) -> dict:
             student_config(cfg, train_dir, teacher), dataset
         )
         save()
-    return results
 
 
 def main() -> None:
@@ -175,7 +174,7 @@ def main() -> None:
         atomic_write_text(results_file, json.dumps(summary, indent=2))
 
     for seed in args.seeds:
-        run_world(seed, args, worlds.setdefault(str(seed), {}), save)  # fills it, saving as it goes
+        run_world(seed, args, worlds.setdefault(str(seed), {}), save)
     print(f"machine: {describe(torch.device('cpu'))}")
     print(f"steps {args.steps}, worlds {args.seeds}, extra {args.extra}")
     print("| variant | mIoU | object mIoU | pixel acc. | oracle mIoU | segments/image |")

@@ -111,9 +111,9 @@ def test_segment_level_dense_loss_pulls_each_token_to_its_region():
     assert soft.grad is None and tokens.grad.abs().sum() > 0  # the grouping is held fixed
 
 
-@pytest.mark.parametrize("level", ["patch", "segment"])
-def test_a_projector_only_dense_term_cannot_move_the_grouping(level):
-    overrides = [*DENSE, f"loss.dense_level={level}", "loss.dense_gradient=projector"]
+def dense_term_gradients(level: str, gradient: str) -> dict:
+    """Parameter name -> gradient after one step of the dense term alone (tiny student)."""
+    overrides = [*DENSE, f"loss.dense_level={level}", f"loss.dense_gradient={gradient}"]
     only_dense = ["loss.reconstruction_weight=0", "loss.distillation_weight=0",
                   "loss.matching_weight=0"]  # fmt: skip
     config = load_config("tiny", [*overrides, *only_dense])
@@ -122,25 +122,20 @@ def test_a_projector_only_dense_term_cannot_move_the_grouping(level):
     task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
     out = task(torch.rand(2, 3, 64, 64))
     out["loss"].backward()
-    grads = {n: p.grad for n, p in student.named_parameters()}
     assert out["dense_loss"] > 0
+    return {n: p.grad for n, p in student.named_parameters()}
+
+
+@pytest.mark.parametrize("level", ["patch", "segment"])
+def test_a_projector_only_dense_term_cannot_move_the_grouping(level):
+    grads = dense_term_gradients(level, "projector")
     final = [n for n in grads if n.startswith("seg_head.projector.")]
     assert final and all(grads[n] is not None and grads[n].abs().sum() > 0 for n in final)
     assert all(g is None or g.abs().sum() == 0 for n, g in grads.items() if n not in final)
 
 
 def test_a_content_only_dense_term_trains_token_content_not_the_assignment():
-    overrides = [*DENSE, "loss.dense_level=segment", "loss.dense_gradient=content"]
-    only_dense = ["loss.reconstruction_weight=0", "loss.distillation_weight=0",
-                  "loss.matching_weight=0"]  # fmt: skip
-    config = load_config("tiny", [*overrides, *only_dense])
-    teacher = build_teacher(config.teacher)
-    student = build_zeroseg(config.encoder, config.seg_head, None)
-    task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
-    out = task(torch.rand(2, 3, 64, 64))
-    out["loss"].backward()
-    grads = {n: p.grad for n, p in student.named_parameters()}
-    assert out["dense_loss"] > 0
+    grads = dense_term_gradients("segment", "content")
 
     def moved(name: str) -> bool:
         return grads[name] is not None and grads[name].abs().sum() > 0

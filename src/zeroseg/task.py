@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from zeroseg.config import LossConfig
 from zeroseg.losses import patch_box_coverage, zeroseg_losses
-from zeroseg.models.zeroseg import ZeroSeg
+from zeroseg.models.zeroseg import ZeroSeg, ZeroSegOutput
 from zeroseg.teacher import CLIPTeacher, grid_boxes
 
 
@@ -86,7 +86,7 @@ class DistillationTask(nn.Module):
             dense_segments=dense_segments,
         )
 
-    def _dense_segments(self, student: ZeroSeg, out) -> Tensor | None:
+    def _dense_segments(self, student: ZeroSeg, out: ZeroSegOutput) -> Tensor | None:
         """(B, S, D) what the dense term trains when ``loss.dense_gradient`` is not "all".
 
         "projector": the projector of the detached segment tokens. "content": the segment tokens
