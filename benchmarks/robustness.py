@@ -212,7 +212,7 @@ def override_cases(data: Path) -> list[Case]:
         "encoder init missing": "encoder.init_checkpoint=/nowhere/mae.pth",
         "bad yaml": "loss.matching=[unclosed", "grids without 1": "teacher.grids=[2,3]",
         "grids repeated": "teacher.grids=[1,2,2]", "dense size -1": "teacher.dense_size=-1",
-        "level x": "loss.dense_level=x", "workers -1": "data.num_workers=-1",
+        "gradient x": "loss.dense_gradient=x", "workers -1": "data.num_workers=-1",
     }  # fmt: skip
     cases = []
     for name, override in train.items():

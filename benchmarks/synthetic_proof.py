@@ -49,10 +49,6 @@ DENSE_TARGETS = ("loss.dense_weight=1.0", "teacher.dense_size=128")
 VARIANTS = {
     "zeroseg": (),
     "zeroseg_dense": DENSE_TARGETS,  # every patch's composed embedding to its target
-    "zeroseg_dense_segments": (
-        *DENSE_TARGETS,
-        "loss.dense_level=segment",
-    ),  # each token, its region
     "zeroseg_paper_losses": PAPER_LOSSES,
 }
 

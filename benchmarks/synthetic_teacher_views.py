@@ -12,7 +12,7 @@ vocabulary ("a photo of a {}."). Printed:
   matched by position (``loss.matching=overlap``) would be taught at best;
 - how often the full image is labelled with one of the objects it holds.
 
-    python benchmarks/synthetic_teacher_views.py --out runs/teacher_views [--teacher-close-ups 0.5]
+    python benchmarks/synthetic_teacher_views.py --out runs/teacher_views
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from _machine import describe
 
 from zeroseg.data.segmentation import VOCSegmentation
-from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, load_or_train_caption_clip
+from zeroseg.synthetic.caption_clip import load_or_train_caption_clip
 from zeroseg.synthetic.demo import DemoConfig, student_config, teacher_cache, write_world
 from zeroseg.synthetic.scenes import NUM_STUFF
 from zeroseg.teacher import build_teacher, grid_boxes
@@ -44,13 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/teacher_views")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--teacher-close-ups", type=float, default=0.0)
     args = parser.parse_args()
-    cfg = DemoConfig(
-        out_dir=Path(args.out),
-        seed=args.seed,
-        teacher=CaptionCLIPConfig(zoom_probability=args.teacher_close_ups),
-    )
+    cfg = DemoConfig(out_dir=Path(args.out), seed=args.seed)
     train_dir, val_dir = write_world(cfg)
     weights = load_or_train_caption_clip(cfg.teacher, teacher_cache(cfg))
     teacher = build_teacher(student_config(cfg, train_dir, weights).teacher).eval()

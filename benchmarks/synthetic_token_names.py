@@ -66,11 +66,23 @@ class StageNorms:
         )
 
 
+class SegmentFeatures:
+    """A forward hook on the head's final norm: the segment tokens before the projector, (B, S, C)."""
+
+    def __init__(self, head) -> None:
+        self.tokens = torch.empty(0)
+        head.norm.register_forward_hook(self.record)
+
+    def record(self, module, inputs, output) -> None:
+        self.tokens = output.detach()
+
+
 def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
     names = list(dataset.class_names)
     segmenter = Segmenter.from_checkpoint(run, InferenceConfig(templates="simple1"), device="cpu")
     segmenter.set_vocabulary(names)
     norms = StageNorms(segmenter.model.seg_head)
+    features = SegmentFeatures(segmenter.model.seg_head)
     vocab, teacher = segmenter.vocabulary, segmenter.teacher
     teacher.dense_size = dense_size  # the same readout for every student
     segments, purity, student_ranks, teacher_ranks = [], [], [], []
@@ -102,7 +114,7 @@ def measure(run: Path, dataset, images: int, dense_size: int) -> dict:
             readout = vocab.class_max(vocab.logits(region, 100.0).softmax(-1))
             student_ranks.append(rank(student, major))
             teacher_ranks.append(rank(readout, major))
-            probe["features"].append(out.segment_features[0, s])
+            probe["features"].append(features.tokens[0, s])
             probe["embeddings"].append(out.segment_embeddings[0, s])
             probe["readout"].append(region)
             probe["patches"].append((share[:, None] * patches).sum(0) / share.sum())

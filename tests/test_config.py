@@ -115,3 +115,29 @@ def test_model_defaults_fill_the_unset_inference_sizes():
     assert (config.short_side, config.window, config.stride) == (224, 224, 112)
     kept = InferenceConfig(short_side=0, mode="slide", window=96).with_model_defaults(64)
     assert (kept.short_side, kept.window, kept.stride) == (0, 96, 48)
+
+
+def test_a_saved_config_with_removed_options_at_their_old_values_still_loads():
+    from zeroseg.config import saved_experiment_config, to_dict
+
+    saved = to_dict(load_config("tiny"))
+    saved["seg_head"].update(cross_attention=True, group_residual=True)
+    saved["teacher"]["dense_readout"] = "maskclip"
+    saved["loss"].update(matching_objective="l1", matching_temperature=0.1, dense_level="patch")
+    saved["loss"]["grouping_balance"] = "image"
+    assert saved_experiment_config(saved) == load_config("tiny")
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [("loss", "matching_objective", "contrastive"), ("loss", "matching", "bidirectional"),
+     ("loss", "dense_gradient", "projector"), ("seg_head", "group_residual", False)],
+)  # fmt: skip
+def test_a_saved_config_that_used_a_removed_option_is_a_one_line_error(section, key, value):
+    from zeroseg.config import saved_experiment_config, to_dict
+
+    saved = to_dict(load_config("tiny"))
+    saved[section][key] = value
+    with pytest.raises(ZeroSegError, match=f"{section}.{key}={value}.*removed") as error:
+        saved_experiment_config(saved)
+    assert "\n" not in str(error.value)

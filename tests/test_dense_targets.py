@@ -95,25 +95,9 @@ def test_training_with_cached_dense_targets_equals_online(tmp_path, image_folder
         assert "dense_loss" in a and abs(a["dense_loss"] - b["dense_loss"]) < 2e-3
 
 
-def test_segment_level_dense_loss_pulls_each_token_to_its_region():
-    assignment = torch.softmax(torch.randn(2, 6, 3) * 4, -1)
-    targets = torch.randn(2, 6, 8)
-    regions = assignment.transpose(1, 2) @ targets
-    segments = regions.clone().requires_grad_()
-    loss = dense_distillation_loss(assignment, segments, targets, level="segment")
-    assert loss.item() < 1e-6
-    moved = dense_distillation_loss(assignment, torch.randn(2, 3, 8, requires_grad=True), targets,
-                                    level="segment")  # fmt: skip
-    assert moved.item() > 0
-    soft = assignment.clone().requires_grad_()
-    tokens = torch.randn(2, 3, 8, requires_grad=True)
-    dense_distillation_loss(soft, tokens, targets, level="segment").backward()
-    assert soft.grad is None and tokens.grad.abs().sum() > 0  # the grouping is held fixed
-
-
-def dense_term_gradients(level: str, gradient: str) -> dict:
+def dense_term_gradients(gradient: str) -> dict:
     """Parameter name -> gradient after one step of the dense term alone (tiny student)."""
-    overrides = [*DENSE, f"loss.dense_level={level}", f"loss.dense_gradient={gradient}"]
+    overrides = [*DENSE, f"loss.dense_gradient={gradient}"]
     only_dense = ["loss.reconstruction_weight=0", "loss.distillation_weight=0",
                   "loss.matching_weight=0"]  # fmt: skip
     config = load_config("tiny", [*overrides, *only_dense])
@@ -126,16 +110,8 @@ def dense_term_gradients(level: str, gradient: str) -> dict:
     return {n: p.grad for n, p in student.named_parameters()}
 
 
-@pytest.mark.parametrize("level", ["patch", "segment"])
-def test_a_projector_only_dense_term_cannot_move_the_grouping(level):
-    grads = dense_term_gradients(level, "projector")
-    final = [n for n in grads if n.startswith("seg_head.projector.")]
-    assert final and all(grads[n] is not None and grads[n].abs().sum() > 0 for n in final)
-    assert all(g is None or g.abs().sum() == 0 for n, g in grads.items() if n not in final)
-
-
 def test_a_content_only_dense_term_trains_token_content_not_the_assignment():
-    grads = dense_term_gradients("segment", "content")
+    grads = dense_term_gradients("content")
 
     def moved(name: str) -> bool:
         return grads[name] is not None and grads[name].abs().sum() > 0

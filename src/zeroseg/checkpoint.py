@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from zeroseg.atomic import atomic_torch_save, atomic_write_text
-from zeroseg.config import ExperimentConfig, from_dict
+from zeroseg.config import ExperimentConfig, saved_experiment_config
 from zeroseg.errors import ZeroSegError
 from zeroseg.weights_file import file_record, read_weights, verify_file
 
@@ -121,7 +121,7 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def load_experiment_config(path: str | Path) -> ExperimentConfig:
     """The resolved experiment config saved in a checkpoint (or a run's newest checkpoint)."""
-    return from_dict(load_checkpoint(path)["config"])
+    return saved_experiment_config(load_checkpoint(path)["config"])
 
 
 def load_student(path: str | Path, with_decoder: bool = False):
@@ -133,7 +133,7 @@ def load_student(path: str | Path, with_decoder: bool = False):
     from zeroseg.models.build import build_zeroseg
 
     state = load_checkpoint(path)
-    config: ExperimentConfig = from_dict(state["config"])
+    config: ExperimentConfig = saved_experiment_config(state["config"])
     model = build_zeroseg(config.encoder, config.seg_head, config.decoder if with_decoder else None)
     weights = clean_state_dict(state["model"])
     if not with_decoder:

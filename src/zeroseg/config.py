@@ -82,8 +82,6 @@ class SegHeadConfig:
     gumbel: bool = True  # [guess 6] Gumbel noise on the assignment while training
     hard: bool = True  # [guess 6] one-hot (straight-through) assignment
     gumbel_tau: float = 1.0
-    cross_attention: bool = True  # group tokens attend to all tokens before assignment (GroupViT)
-    group_residual: bool = True  # segment = pooled tokens + group token (GroupViT) or pooled only
 
 
 @dataclass(frozen=True)
@@ -97,9 +95,8 @@ class TeacherConfig:
     grids: tuple[int, ...] = (1, 2, 3, 4)  # views: 1x1 + 2x2 + 3x3 + 4x4 = 30 (Table 3)
     seed: int = 0  # seeds random weights when pretrained == "none", so text and image sides agree
     # Dense targets for the student (beyond the paper; used when loss.dense_weight > 0): the
-    # teacher's dense readout of the training crop resized to ``dense_size`` pixels (0 = the
-    # teacher's own input size), pooled to the student's token grid (``zeroseg.dense_readout``).
-    dense_readout: Literal["maskclip"] = "maskclip"
+    # teacher's MaskCLIP dense readout of the training crop resized to ``dense_size`` pixels (0 =
+    # the teacher's own input size), pooled to the student's token grid.
     dense_size: int = 0
 
     def __post_init__(self) -> None:
@@ -120,38 +117,23 @@ class LossConfig:
     distillation_weight: float = 1.0
     matching_weight: float = 1.0  # 0 disables segment matching (Table 4 ablations)
     # "nearest" is the paper; the others are options beyond it (losses.segment_matching_loss)
-    matching: Literal["nearest", "one_to_one", "bidirectional", "overlap", "inside"] = "nearest"
-    # Beyond the paper: "l1" is the paper's distance to the matched view; "contrastive" is a
-    # cross-entropy that makes each token closer (cosine / matching_temperature) to its matched
-    # view than to the image's other local views
-    matching_objective: Literal["l1", "contrastive"] = "l1"
-    matching_temperature: float = 0.1
+    matching: Literal["nearest", "one_to_one", "overlap", "inside"] = "nearest"
     distillation_views: Literal["all", "full"] = "all"  # "full" = Base: z to the full image only
     normalize: bool = True  # [guess 9] L2-normalise z, g and views before the L1 losses
     reduction: Literal["mean", "sum"] = "mean"  # [guess 10] over views and segment tokens
     # Beyond the paper, against grouping collapse (0 = off, the paper): weight of a term that makes
     # each patch's assignment confident while spreading patches over segments (losses.py).
     grouping_information_weight: float = 0.0
-    grouping_balance: Literal["image", "batch"] = "image"  # where segment usage is spread
     # Beyond the paper (0 = off, the paper): weight of the dense term, each visible patch's
     # embedding (segment embeddings composed through the assignment maps) to the teacher's dense
-    # readout at that patch (teacher.dense_readout / teacher.dense_size).
+    # readout at that patch (teacher.dense_size).
     dense_weight: float = 0.0
-    # "patch": each patch's composed embedding to its target; "segment": each segment token to the
-    # mean target over its region (assignment-weighted, the grouping held fixed), weighted by size
-    dense_level: Literal["patch", "segment"] = "patch"
-    # what the dense term trains: "all" (encoder, grouping and projector), or "projector" (the
-    # segment tokens and the assignment held fixed: it teaches the projector to name what the
-    # grouping found, and cannot move the grouping), or "content" (a second head pass pools with
-    # the first pass's detached assignments: the term trains what a token's content is made of,
-    # encoder included, but not where the assignment points)
-    dense_gradient: Literal["all", "projector", "content"] = "all"
+    # what the dense term trains: "all" (encoder, grouping and projector), or "content" (a second
+    # head pass pools with the first pass's detached assignments: the term trains what a token's
+    # content is made of, encoder included, but not where the assignment points)
+    dense_gradient: Literal["all", "content"] = "all"
 
     def __post_init__(self) -> None:
-        check(
-            self.matching_temperature > 0 and math.isfinite(self.matching_temperature),
-            f"loss.matching_temperature must be > 0, got {self.matching_temperature}",
-        )
         weights = ("reconstruction", "distillation", "matching", "grouping_information", "dense")
         for name in weights:
             value = getattr(self, f"{name}_weight")
@@ -242,6 +224,60 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Options removed from the config (lab/NOTEBOOK.md, "Options removed from the config"): the value
+# each always had unless a run chose otherwise; None = any value (it only qualified another option).
+REMOVED_OPTIONS: dict[str, Any] = {
+    "seg_head.cross_attention": True,
+    "seg_head.group_residual": True,
+    "teacher.dense_readout": "maskclip",
+    "loss.matching_objective": "l1",
+    "loss.matching_temperature": None,
+    "loss.grouping_balance": "image",
+    "loss.dense_level": "patch",
+}
+REMOVED_VALUES: dict[str, tuple[Any, ...]] = {
+    "loss.matching": ("bidirectional",),
+    "loss.dense_gradient": ("projector",),
+}
+
+
+def upgrade_saved_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved experiment config (checkpoint, release) with removed options dropped.
+
+    A removed option at the value it always had is dropped silently; a run that chose a removed
+    option or value cannot be rebuilt and is a one-line error naming it.
+    """
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for key, old in {**REMOVED_OPTIONS, **REMOVED_VALUES}.items():
+        section, name = key.split(".")
+        values = data.get(section)
+        if not isinstance(values, dict) or name not in values:
+            continue
+        value = values[name]
+        if key in REMOVED_VALUES:
+            if value in old:
+                raise ZeroSegError(_removed_message(f"{key}={value}"))
+            continue
+        if old is not None and value != old:
+            raise ZeroSegError(_removed_message(f"{key}={value}"))
+        del values[name]
+    return data
+
+
+def saved_experiment_config(data: dict[str, Any]) -> ExperimentConfig:
+    """The experiment config saved with a checkpoint or release (``upgrade_saved_config`` first)."""
+    if not isinstance(data, dict):
+        raise ZeroSegError("the saved experiment config must be a mapping of config keys")
+    return from_dict(upgrade_saved_config(data))
+
+
+def _removed_message(setting: str) -> str:
+    return (
+        f"this run was trained with {setting}, an option removed in zeroseg 0.2 (a measured "
+        "failure, see lab/NOTEBOOK.md); train it again or load it with zeroseg 0.1"
+    )
 
 
 def preset_names() -> list[str]:

@@ -70,16 +70,13 @@ def segment_matching_loss(
     reduction: str = "mean",
     mode: str = "nearest",
     overlap: Tensor | None = None,
-    objective: str = "l1",
-    temperature: float = 0.1,
 ) -> tuple[Tensor, Tensor]:
     """L_match = sum_i min_j | g_i - v_j | (paper Eq. 1), j over local views only.
 
     ``mode="nearest"`` (the paper): each segment token independently takes its nearest local view by
     L1 (many-to-one). Options beyond the paper, against segment collapse (all tokens matching the
     same easy view): ``"one_to_one"`` matches tokens to distinct views (greedy, smallest distance
-    first; in rounds when S > V_local); ``"bidirectional"`` adds the reverse term, every local view to its
-    nearest token (averaged the same way); ``"overlap"`` gives each token the view whose region
+    first; in rounds when S > V_local); ``"overlap"`` gives each token the view whose region
     best overlaps its segment (largest IoU in ``overlap``), so that what a segment is matched to
     depends on where it is, not only on what its embedding already resembles (segments owning
     almost no patch fall back to their nearest view; the regions come from the noise-free soft
@@ -90,15 +87,11 @@ def segment_matching_loss(
         segments: (B, S, D) segment embeddings g_i.
         local_views: (B, V_local, D) local-region teacher embeddings (full image excluded).
         reduction: "mean" or "sum" over segment tokens.
-        mode: "nearest", "one_to_one", "bidirectional", "overlap" or "inside".
+        mode: "nearest", "one_to_one", "overlap" or "inside".
         overlap: (B, S, V_local) for ``"overlap"`` the segment-to-view IoU
             (``segment_view_iou``), for ``"inside"`` the share of each view inside the segment
             (``segment_view_share``): the token takes the view it covers most, so a segment over
             an object takes a small cell of that object rather than a large cell around it.
-        objective: ``"l1"`` (the paper) back-propagates the matched distances;
-            ``"contrastive"`` (beyond the paper) the cross-entropy of each token's matched view
-            among the image's local views, logits cos(g_i, v_j) / ``temperature``: a token must
-            resemble its own view more than the image's others, not only come near it.
 
     Returns:
         scalar loss, and (B, S) index of the matched local view per segment token.
@@ -114,17 +107,8 @@ def segment_matching_loss(
             matched = one_to_one(distances)
         else:
             matched = distances.argmin(dim=2)
-    if objective == "contrastive":
-        logits = F.normalize(segments, dim=-1) @ F.normalize(local_views, dim=-1).transpose(1, 2)
-        chosen = F.cross_entropy(
-            (logits / temperature).flatten(0, 1), matched.flatten(), reduction="none"
-        ).view_as(matched)  # (B, S)
-    else:
-        chosen = distances.gather(2, matched.unsqueeze(2)).squeeze(2)  # (B, S)
+    chosen = distances.gather(2, matched.unsqueeze(2)).squeeze(2)  # (B, S)
     per_image = chosen.mean(dim=1) if reduction == "mean" else chosen.sum(dim=1)
-    if mode == "bidirectional":
-        reverse = distances.min(dim=1).values  # (B, V_local), argmin without gradient
-        per_image = per_image + (reverse.mean(dim=1) if reduction == "mean" else reverse.sum(dim=1))
     return per_image.mean(), matched
 
 
@@ -133,16 +117,12 @@ def dense_distillation_loss(
     segments: Tensor,
     targets: Tensor,
     normalize: bool = True,
-    level: str = "patch",
 ) -> Tensor:
     """Beyond the paper: the student's embeddings to the teacher's dense readout.
 
-    ``level="patch"``: each visible patch's embedding composes the segment embeddings through the
-    soft assignment, p_n = sum_s A[n, s] g_s; the loss is the mean over patches of |p_n - t_n|_1.
-    ``level="segment"``: each segment token to the mean target over its region,
-    r_s = sum_n A[n, s] t_n (the assignment held fixed: no gradient through the target), the
-    distances |g_s - r_s|_1 averaged with weights sum_n A[n, s] (segment size). The paper's L1 as in
-    its other two losses; both sides L2-normalised with ``normalize``.
+    Each visible patch's embedding composes the segment embeddings through the soft assignment,
+    p_n = sum_s A[n, s] g_s; the loss is the mean over patches of |p_n - t_n|_1, the paper's L1 as
+    in its other two losses; both sides L2-normalised with ``normalize``.
 
     Args:
         assignment: (B, N_vis, S) composed soft assignment of the visible patches.
@@ -150,37 +130,29 @@ def dense_distillation_loss(
         targets: (B, N_vis, D) the teacher's dense readout at the same patches.
     """
     assignment, segments, targets = assignment.float(), segments.float(), targets.float()
-    if level == "segment":
-        regions = assignment.detach().transpose(1, 2) @ targets  # (B, S, D)
-        size = assignment.detach().sum(dim=1)  # (B, S)
-        if normalize:
-            segments, regions = F.normalize(segments, dim=-1), F.normalize(regions, dim=-1)
-        distances = l1_distance(segments, regions)  # (B, S)
-        return (distances * size).sum() / size.sum().clamp(min=1e-6)
     patches = assignment @ segments  # (B, N_vis, D)
     if normalize:
         patches, targets = F.normalize(patches, dim=-1), F.normalize(targets, dim=-1)
     return l1_distance(patches, targets).mean()
 
 
-def grouping_information_loss(assignment: Tensor, balance: str = "image") -> Tensor:
+def grouping_information_loss(assignment: Tensor) -> Tensor:
     """Mutual-information regulariser on the composed soft assignment (beyond the paper).
 
     ``log S - H(usage) + mean_n H(p_n)``: zero when every patch is assigned with certainty and the
-    patches are spread evenly over the S segments; the segment usage is averaged per image
-    (``balance="image"``) or over the whole batch (``"batch"``). Against the collapse where all
-    patches of an image fall into one segment and the others copy a generic view.
+    patches of each image are spread evenly over the S segments (usage averaged per image). Against
+    the collapse where all patches of an image fall into one segment and the others copy a generic
+    view.
 
     Args:
         assignment: (B, N, S) patch-to-segment probabilities, rows summing to 1.
-        balance: "image" or "batch".
 
     Returns:
         scalar, >= 0.
     """
     p = assignment.float().clamp(min=1e-8)
     conditional = -(p * p.log()).sum(-1).mean()
-    usage = p.mean(dim=1) if balance == "image" else p.mean(dim=(0, 1)).unsqueeze(0)  # (B', S)
+    usage = p.mean(dim=1)  # (B, S)
     marginal = -(usage * usage.log()).sum(-1).mean()
     return math.log(p.shape[-1]) - marginal + conditional
 
@@ -294,8 +266,8 @@ def zeroseg_losses(
         dense_targets: (B, N_vis, D) the teacher's dense readout at the visible patches, for
             ``dense_weight`` (beyond the paper).
         dense_segments: (B, S, D) the segment embeddings the dense term trains instead of
-            ``segments`` (``dense_gradient="projector"``: the projector of detached tokens; the
-            assignment is then detached too).
+            ``segments`` (``dense_gradient="content"``: a second head pass on the detached
+            assignments; the assignment is then detached here too).
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
@@ -330,20 +302,19 @@ def zeroseg_losses(
             measure = segment_view_iou if cfg.matching == "overlap" else segment_view_share
             overlap = measure(assignment.detach().float(), view_coverage.float())
         loss, matched = segment_matching_loss(
-            segments, views[:, 1:], cfg.reduction, cfg.matching, overlap,
-            cfg.matching_objective, cfg.matching_temperature,
-        )  # fmt: skip
+            segments, views[:, 1:], cfg.reduction, cfg.matching, overlap
+        )
         out["matching_loss"] = loss
         out["matched_views"] = matched + 1  # index into all views
         total = total + cfg.matching_weight * loss
     if cfg.grouping_information_weight and assignment is not None:
-        out["grouping_loss"] = grouping_information_loss(assignment, cfg.grouping_balance)
+        out["grouping_loss"] = grouping_information_loss(assignment)
         total = total + cfg.grouping_information_weight * out["grouping_loss"]
     if cfg.dense_weight and assignment is not None and dense_targets is not None:
         dense_maps = assignment if dense_segments is None else assignment.detach()
         out["dense_loss"] = dense_distillation_loss(
             dense_maps, segments if dense_segments is None else dense_segments, dense_targets,
-            cfg.normalize, cfg.dense_level,
+            cfg.normalize,
         )  # fmt: skip
         total = total + cfg.dense_weight * out["dense_loss"]
     out["loss"] = total

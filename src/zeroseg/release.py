@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from zeroseg.atomic import atomic_write_bytes, atomic_write_text
-from zeroseg.config import ExperimentConfig, TeacherConfig, from_dict, to_dict
+from zeroseg.config import ExperimentConfig, TeacherConfig, saved_experiment_config, to_dict
 from zeroseg.errors import ZeroSegError, first_line
 from zeroseg.weights_file import file_sha256, read_weights
 
@@ -281,7 +281,7 @@ def _read_release(name: str | Path, teacher_pretrained: str | None):
     """(folder, config.json, experiment config, checked teacher config) of a release."""
     path = resolve_release(name)
     meta = read_release_config(path)
-    experiment = from_dict(meta["experiment"])
+    experiment = saved_experiment_config(meta["experiment"])
     return path, meta, experiment, _release_teacher(meta, experiment, teacher_pretrained)
 
 

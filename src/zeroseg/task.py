@@ -87,17 +87,14 @@ class DistillationTask(nn.Module):
         )
 
     def _dense_segments(self, student: ZeroSeg, out: ZeroSegOutput) -> Tensor | None:
-        """(B, S, D) what the dense term trains when ``loss.dense_gradient`` is not "all".
+        """(B, S, D) what the dense term trains when ``loss.dense_gradient="content"``.
 
-        "projector": the projector of the detached segment tokens. "content": the segment tokens
-        of a second head pass that pools with the first pass's detached assignments, so the dense
-        term reaches everything that makes a token's content, but not the assignment logits.
+        The segment tokens of a second head pass that pools with the first pass's detached
+        assignments, so the dense term reaches everything that makes a token's content, but not the
+        assignment logits. None (the first pass's tokens) otherwise.
         """
         if not self.loss_cfg.dense_weight or self.loss_cfg.dense_gradient == "all":
             return None
-        if self.loss_cfg.dense_gradient == "projector":
-            features = out.segments.segment_features.detach()  # (B, S, width)
-            return student.seg_head.projector(features)  # only the projector learns
         fixed = [a.detach() for a in out.segments.assignments]
         return student.seg_head(out.patch_tokens, fixed_assignments=fixed).segment_embeddings
 

@@ -91,7 +91,7 @@ def _dense_identity(config: ExperimentConfig) -> dict | None:
         return None
     grid = config.encoder.image_size // config.encoder.patch_size
     teacher = config.teacher
-    return {"readout": teacher.dense_readout, "size": teacher.dense_size, "grid": [grid, grid]}
+    return {"readout": "maskclip", "size": teacher.dense_size, "grid": [grid, grid]}
 
 
 def _file_hash(pretrained: str) -> str | None:

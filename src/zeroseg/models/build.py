@@ -77,8 +77,6 @@ def build_zeroseg(
         hard=seg_head.hard,
         gumbel=seg_head.gumbel,
         gumbel_tau=seg_head.gumbel_tau,
-        cross_attention=seg_head.cross_attention,
-        residual=seg_head.group_residual,
         projector=seg_head.projector,
         norm_eps=seg_head.norm_eps,
     )

@@ -127,11 +127,6 @@ class GroupingBlock(nn.Module):
         heads: heads of the cross-attention that refines the group tokens.
         num_group_tokens: S_in group tokens entering the block.
         num_output_groups: S segments leaving it (token-mixing MLP S_in -> S).
-        cross_attention: refine the group tokens by attending to all tokens before assignment
-            (GroupViT). Without it a group token only sees the tokens through its assignment.
-        residual: add the (refined) group token to its pooled tokens (GroupViT). Without it a
-            segment's content comes only from the tokens assigned to it, so a segment that owns
-            no tokens carries no image content.
         norm_eps: eps of the block's LayerNorms (GroupViT: 1e-5).
     """
 
@@ -144,17 +139,14 @@ class GroupingBlock(nn.Module):
         hard: bool = True,
         gumbel: bool = True,
         tau: float = 1.0,
-        cross_attention: bool = True,
-        residual: bool = True,
         norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        self.residual = residual
         self.norm_tokens = nn.LayerNorm(dim, norm_eps)
         self.norm_x = nn.LayerNorm(dim, norm_eps)
         self.mix = MixerMlp(num_group_tokens, dim // 2, num_output_groups)
         self.norm_post_mix = nn.LayerNorm(dim, norm_eps)
-        self.pre_assign = CrossAttnBlock(dim, heads, norm_eps=norm_eps) if cross_attention else None
+        self.pre_assign = CrossAttnBlock(dim, heads, norm_eps=norm_eps)
         self.assign = AssignAttention(dim, hard, gumbel, tau)
         self.norm_new = nn.LayerNorm(dim, norm_eps)
         self.mlp = Mlp(dim, 4 * dim, dim)
@@ -172,9 +164,8 @@ class GroupingBlock(nn.Module):
         """
         tokens = self.norm_x(tokens)
         groups = self.norm_post_mix(self.mix(self.norm_tokens(group_tokens)))
-        if self.pre_assign is not None:
-            groups = self.pre_assign(groups, tokens)
+        groups = self.pre_assign(groups, tokens)  # group tokens attend to all tokens
         pooled, attn, soft = self.assign(groups, tokens, fixed)
-        segments = pooled + groups if self.residual else pooled
+        segments = pooled + groups  # GroupViT's residual: the group token plus what it pooled
         segments = segments + self.mlp(self.norm_new(segments))
         return segments, attn, soft

@@ -33,14 +33,12 @@ class SegHeadOutput:
         global_embedding: (B, D_out) projected pooled embedding z (not normalised).
         assignments: per stage, (B, N_k, S_k) assignment as used (one-hot when ``hard``).
         soft_assignments: per stage, (B, N_k, S_k) noise-free softmax over groups (rows sum to 1).
-        segment_features: (B, S, width) the segment tokens before the projector.
     """
 
     segment_embeddings: Tensor
     global_embedding: Tensor
     assignments: list[Tensor]
     soft_assignments: list[Tensor]
-    segment_features: Tensor | None = None
 
 
 class Projector(nn.Module):
@@ -100,7 +98,6 @@ class SegmentationHead(nn.Module):
         out_dim: teacher embedding size D_out.
         projector_hidden: hidden width of the shared projector MLP (0 = linear).
         hard, gumbel, gumbel_tau: assignment options (``grouping.assign``).
-        cross_attention, residual: ``GroupingBlock`` options.
         projector: ``Projector`` kind.
         norm_eps: eps of every LayerNorm in the head (GroupViT uses PyTorch's 1e-5).
     """
@@ -117,8 +114,6 @@ class SegmentationHead(nn.Module):
         hard: bool = True,
         gumbel: bool = True,
         gumbel_tau: float = 1.0,
-        cross_attention: bool = True,
-        residual: bool = True,
         projector: str = "mlp",
         norm_eps: float = 1e-5,
     ) -> None:
@@ -142,18 +137,7 @@ class SegmentationHead(nn.Module):
                 )
             self.stages.append(_blocks(width, heads, depths[k], norm_eps))
             self.groupings.append(
-                GroupingBlock(
-                    width,
-                    heads,
-                    num,
-                    num,
-                    hard,
-                    gumbel,
-                    gumbel_tau,
-                    cross_attention,
-                    residual,
-                    norm_eps,
-                )  # fmt: skip
+                GroupingBlock(width, heads, num, num, hard, gumbel, gumbel_tau, norm_eps)
             )
         self.final_blocks = _blocks(width, heads, depths[-1], norm_eps)
         self.norm = nn.LayerNorm(width, norm_eps)
@@ -194,7 +178,6 @@ class SegmentationHead(nn.Module):
             global_embedding=self.projector(segments.mean(dim=1)),
             assignments=assignments,
             soft_assignments=soft_assignments,
-            segment_features=segments,
         )
 
 
