@@ -14,12 +14,12 @@ import argparse
 import time
 
 import torch
-from _machine import describe
 
 from zeroseg.config import load_config
-from zeroseg.inference import InferenceConfig, Segmenter
+from zeroseg.inference.segmenter import InferenceConfig, Segmenter
 from zeroseg.models.build import build_zeroseg
-from zeroseg.teacher import build_teacher
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.machine import describe
 
 
 def main() -> None:

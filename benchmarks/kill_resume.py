@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import describe
 from PIL import Image
+
+from zeroseg.runtime.machine import describe
 
 
 def write_images(folder: Path, count: int) -> Path:

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import describe
 from PIL import Image
 
 from zeroseg.config import load_config
 from zeroseg.data.images import ImageFolder
 from zeroseg.data.pack import PackOptions, pack
 from zeroseg.data.shard_stream import ShardStream
-from zeroseg.training import train
+from zeroseg.runtime.machine import describe
+from zeroseg.training.loop import train
 
 
 def write_photos(folder: Path, count: int) -> tuple[Path, float]:

@@ -20,8 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from zeroseg.config import load_config
 from zeroseg.models.build import build_zeroseg
-from zeroseg.task import DistillationTask
-from zeroseg.teacher import build_teacher
+from zeroseg.models.teacher import build_teacher
+from zeroseg.training.task import DistillationTask
 
 IMAGENET_TRAIN = 1_281_167
 PEAK_TFLOPS = {  # dense tensor-core peak, bf16 (fp16 on V100), from the vendors' data sheets

@@ -17,14 +17,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _machine import describe
 
+from zeroseg.benchmark.protocols import protocol_config
 from zeroseg.config import load_config
-from zeroseg.inference import InferenceConfig, Segmenter, resize_short_side
+from zeroseg.inference.resize import keep_ratio_size
+from zeroseg.inference.segmenter import InferenceConfig, Segmenter, resize_short_side
 from zeroseg.models.build import build_zeroseg
-from zeroseg.protocols import protocol_config
-from zeroseg.resize import keep_ratio_size
-from zeroseg.teacher import build_teacher
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.machine import describe
 
 
 def resize_rows(sizes, images_per_size: int = 3) -> None:

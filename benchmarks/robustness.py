@@ -369,8 +369,8 @@ def build_fixtures(root: Path) -> tuple[Path, Path, Path, Path, Path]:
     complete teacher cache and a pack with views of the images."""
     from zeroseg.config import load_config
     from zeroseg.data.pack import PackOptions, pack
-    from zeroseg.release import export_release
-    from zeroseg.training import train
+    from zeroseg.inference.release import export_release
+    from zeroseg.training.loop import train
 
     data = root / "images"
     data.mkdir()
@@ -411,7 +411,7 @@ def main_() -> int:
                 rows.append(run_case(case, folder))
             finally:
                 os.chdir(cwd)
-    from _machine import describe
+    from zeroseg.runtime.machine import describe
 
     print(f"machine: {describe(torch.device('cpu'))}")
     print("| group | inputs | correct results | clean errors | crashes | files lost |")

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import torch
-from _machine import describe
 
+from zeroseg.runtime.machine import describe
 from zeroseg.synthetic import writers
 from zeroseg.synthetic.scenes import CLASS_NAMES
 

@@ -2,7 +2,7 @@
 
 Writes a ``--megapixels`` JPEG (4:3) and runs the command on it in a fresh process with ``--classes``
 N names, then prints the child's peak RSS. Labels are made one band of rows at a time
-(``zeroseg.banded``), so the full (C, H, W) score tensor (C x H x W x 4 bytes) is never held.
+(``zeroseg.inference.banded``), so the full (C, H, W) score tensor (C x H x W x 4 bytes) is never held.
 
     python benchmarks/segment_memory.py --checkpoint zeroseg-demo/model --megapixels 12 --classes 20
 """
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import describe
 from PIL import Image
+
+from zeroseg.runtime.machine import describe
 
 
 def main() -> None:

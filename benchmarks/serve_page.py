@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from _machine import describe
 from PIL import Image
 
+from zeroseg.runtime.machine import describe
 from zeroseg.synthetic.scenes import CLASS_NAMES, generate_scene
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from zeroseg.serve import serve
+    from zeroseg.apps.serve import serve
 
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(tmp) / "scene.png"

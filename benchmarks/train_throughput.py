@@ -14,13 +14,13 @@ import argparse
 import time
 
 import torch
-from _machine import describe
 
 from zeroseg.config import load_config
 from zeroseg.models.build import build_zeroseg
-from zeroseg.optim import build_optimizer
-from zeroseg.task import DistillationTask
-from zeroseg.teacher import build_teacher
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.machine import describe
+from zeroseg.training.optim import build_optimizer
+from zeroseg.training.task import DistillationTask
 
 
 def main() -> None:

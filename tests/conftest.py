@@ -79,7 +79,7 @@ def image_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, image_folder) -> Path:
     """A tiny run trained for 6 steps (checkpoints at 3 and 6)."""
-    from zeroseg.training import train
+    from zeroseg.training.loop import train
 
     run = tmp_path_factory.mktemp("run")
     config = load_config(

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from zeroseg.config import load_config
-from zeroseg.training import train
+from zeroseg.training.loop import train
 
 if __name__ == "__main__":
     data, run, out = sys.argv[1:4]

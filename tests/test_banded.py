@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from zeroseg.banded import banded_argmax, bilinear, bilinear_rows
+from zeroseg.inference.banded import banded_argmax, bilinear, bilinear_rows
 
 
 def test_bilinear_equals_torch_interpolate():

@@ -50,7 +50,7 @@ def test_every_config_is_frozen_and_resolved_through_one_function(tmp_path):
     import dataclasses
 
     from zeroseg.config import resolve_config
-    from zeroseg.inference import InferenceConfig
+    from zeroseg.inference.segmenter import InferenceConfig
     from zeroseg.synthetic.caption_clip import CaptionCLIPConfig
     from zeroseg.synthetic.demo import DemoConfig
 
@@ -83,7 +83,7 @@ def test_every_config_is_frozen_and_resolved_through_one_function(tmp_path):
 )
 def test_inference_overrides_are_checked(override, named):
     from zeroseg.config import resolve_config
-    from zeroseg.inference import InferenceConfig
+    from zeroseg.inference.segmenter import InferenceConfig
 
     with pytest.raises(ZeroSegError, match=named) as error:
         resolve_config(InferenceConfig, overrides=["window=448", override])
@@ -109,7 +109,7 @@ def test_out_of_range_values_are_refused(override):
 
 
 def test_model_defaults_fill_the_unset_inference_sizes():
-    from zeroseg.inference import InferenceConfig
+    from zeroseg.inference.segmenter import InferenceConfig
 
     config = InferenceConfig().with_model_defaults(224)
     assert (config.short_side, config.window, config.stride) == (224, 224, 112)

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig, SegmentationResult, slide_windows
-from zeroseg.teacher import CLIPTeacher
+from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
+from zeroseg.inference.segmenter import InferenceConfig, SegmentationResult, slide_windows
+from zeroseg.models.teacher import CLIPTeacher
 
 CONFIG = InferenceConfig(short_side=0, mode="whole", window=32, stride=16, templates="simple1")
 
@@ -117,9 +117,9 @@ def test_non_vit_tower_and_missing_vocabulary_are_errors(teacher):
 def test_evaluate_runs_on_the_dense_baseline(teacher, tmp_path):
     from test_segmentation_data import make_masks, write_voc_tree
 
-    from zeroseg.data.segmentation import build_dataset
-    from zeroseg.evaluation import evaluate
-    from zeroseg.vocabularies import load_vocabulary
+    from zeroseg.benchmark.datasets import build_dataset
+    from zeroseg.benchmark.evaluation import evaluate
+    from zeroseg.benchmark.vocabularies import load_vocabulary
 
     root = write_voc_tree(tmp_path / "data", make_masks(2, 21))
     config = replace(CONFIG, short_side=32, mode="slide", window=32, stride=16)

@@ -17,13 +17,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
 from zeroseg.cli import main
-from zeroseg.dense_readout import NACLIP_STD, dense_features
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig
-from zeroseg.pamr import pamr
-from zeroseg.teacher import CLIPTeacher
+from zeroseg.inference.pamr import pamr
+from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
+from zeroseg.inference.segmenter import InferenceConfig
+from zeroseg.models.dense_readout import NACLIP_STD, dense_features
+from zeroseg.models.teacher import CLIPTeacher
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_readouts_equal_the_authors_computation(teacher, method):
 
 
 def test_naclip_neighbourhood_on_a_non_square_grid(teacher):
-    from zeroseg.dense_readout import neighbourhood_bias
+    from zeroseg.models.dense_readout import neighbourhood_bias
 
     omega = neighbourhood_bias((3, 5), 5.0)
     assert torch.allclose(omega, _naclip_omega((3, 5), 5.0), atol=1e-6)
@@ -192,7 +192,7 @@ def test_cli_methods_and_protocols(tmp_path, tiny_run, capsys):
                      "--classes", "a, b", "--out", str(out), "--no-progress",
                      "--set", "short_side=32", "--set", "pamr_steps=2"])  # fmt: skip
         assert code == 0 and Image.open(out / "x.png").size == (48, 40)
-    from zeroseg.protocols import protocol_config
+    from zeroseg.benchmark.protocols import protocol_config
 
     naclip, flavour = protocol_config("naclip", "voc")
     assert (naclip.mode, naclip.pamr_steps, naclip.logit_scale, flavour) == (

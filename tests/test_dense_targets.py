@@ -8,12 +8,12 @@ import torch
 from zeroseg.config import load_config
 from zeroseg.data.images import ImageFolder
 from zeroseg.data.teacher_cache import cache_identity, cached_dataset
-from zeroseg.dense_readout import dense_features
-from zeroseg.distributed import DistInfo
-from zeroseg.losses import dense_distillation_loss
 from zeroseg.models.build import build_zeroseg
-from zeroseg.task import DistillationTask
-from zeroseg.teacher import build_teacher
+from zeroseg.models.dense_readout import dense_features
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.distributed import DistInfo
+from zeroseg.training.losses import dense_distillation_loss
+from zeroseg.training.task import DistillationTask
 
 DENSE = ["loss.dense_weight=1.0", "teacher.dense_size=64"]
 
@@ -83,7 +83,7 @@ def test_cache_holds_dense_targets_and_names_them(tmp_path, image_folder):
 
 @pytest.mark.timeout(180)
 def test_training_with_cached_dense_targets_equals_online(tmp_path, image_folder):
-    from zeroseg.training import train
+    from zeroseg.training.loop import train
 
     base = [f"data.root={image_folder}", "train.steps=2", *DENSE]
     online = train(load_config("tiny", base), tmp_path / "a", progress=False)

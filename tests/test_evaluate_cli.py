@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from test_segmentation_data import make_masks, write_voc_tree
 
+from zeroseg.benchmark.metrics import ConfusionMatrix
 from zeroseg.cli import main
-from zeroseg.metrics import ConfusionMatrix
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ import torch
 from PIL import Image
 from test_segmentation_data import COLORS, make_masks, write_voc_tree
 
-from zeroseg.data.segmentation import VOCSegmentation
+from zeroseg.benchmark.datasets import VOCSegmentation
+from zeroseg.benchmark.evaluation import benchmark_settings, evaluate, file_sha256
+from zeroseg.benchmark.protocols import protocol_config
+from zeroseg.benchmark.vocabularies import load_vocabulary
 from zeroseg.errors import ZeroSegError
-from zeroseg.evaluation import benchmark_settings, evaluate, file_sha256
-from zeroseg.protocols import protocol_config
-from zeroseg.vocabularies import load_vocabulary
 
 
 @dataclass
-class Result:  # the fields of zeroseg.inference.SegmentationResult that evaluate() reads
+class Result:  # the fields of zeroseg.inference.segmenter.SegmentationResult that evaluate() reads
     labels: torch.Tensor
     scores: torch.Tensor
     class_names: list[str]

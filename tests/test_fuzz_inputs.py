@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from zeroseg.config import ExperimentConfig, resolve_config
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig
-from zeroseg.text_queries import parse_class_list
+from zeroseg.inference.segmenter import InferenceConfig
+from zeroseg.inference.text_queries import parse_class_list
 
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=60

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zeroseg.inference import Segmenter
-from zeroseg.protocols import protocol_config
+from zeroseg.benchmark.protocols import protocol_config
+from zeroseg.inference.segmenter import Segmenter
 
 CLASSES = ["red", "green", "blue", "sky", "grass", "square", "circle", "wood"]
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig, Segmenter
-from zeroseg.text_queries import parse_class_list
+from zeroseg.inference.segmenter import InferenceConfig, Segmenter
+from zeroseg.inference.text_queries import parse_class_list
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from zeroseg.config import LossConfig
-from zeroseg.losses import (
+from zeroseg.models.teacher import grid_boxes
+from zeroseg.training.losses import (
     grouping_information_loss,
     multiscale_distillation_loss,
     one_to_one,
@@ -12,7 +13,6 @@ from zeroseg.losses import (
     segment_view_iou,
     zeroseg_losses,
 )
-from zeroseg.teacher import grid_boxes
 
 
 def test_segment_matching_equals_hand_computed_value():
@@ -145,7 +145,7 @@ def test_overlap_matching_follows_position_not_embedding():
 
 
 def test_inside_matching_prefers_the_small_cell_a_segment_covers():
-    from zeroseg.losses import segment_view_share
+    from zeroseg.training.losses import segment_view_share
 
     boxes = grid_boxes(16, 16, (2, 4))  # views: 4 cells of 8 px, then 16 cells of 4 px
     coverage = patch_box_coverage((4, 4), 4, boxes).unsqueeze(0)  # (1, 16 patches, 20 views)

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from zeroseg.benchmark.metrics import ConfusionMatrix
 from zeroseg.errors import ZeroSegError
-from zeroseg.metrics import ConfusionMatrix
 
 NAMES = ["bg", "cat", "dog", "cow"]
 

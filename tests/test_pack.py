@@ -16,8 +16,8 @@ from zeroseg.data.images import ImageFolder
 from zeroseg.data.pack import PackOptions, pack
 from zeroseg.data.shard_stream import ShardStream, delivered_per_worker
 from zeroseg.errors import ZeroSegError
-from zeroseg.teacher import build_teacher
-from zeroseg.training import train
+from zeroseg.models.teacher import build_teacher
+from zeroseg.training.loop import train
 
 RAW = PackOptions(shard_size=5, encoding="raw", views=True)
 

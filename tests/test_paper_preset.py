@@ -8,8 +8,8 @@ import torch
 from zeroseg.config import load_config
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.build import build_zeroseg
-from zeroseg.task import DistillationTask
-from zeroseg.teacher import build_teacher
+from zeroseg.models.teacher import build_teacher
+from zeroseg.training.task import DistillationTask
 
 
 @pytest.mark.timeout(600)

@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 from test_segmentation_data import make_masks, save_jpeg, write_voc_tree
 
-from zeroseg.data.prepare import (
+from zeroseg.benchmark.datasets import COCO_OBJECT_CLASSES, COCOObjectSegmentation, read_label
+from zeroseg.benchmark.prepare import (
     COCO_THING_IDS,
     coco_stuff_to_object_lut,
     prepare_coco_object,
     prepare_context,
     prepare_voc,
 )
-from zeroseg.data.segmentation import COCO_OBJECT_CLASSES, COCOObjectSegmentation, read_label
 from zeroseg.errors import ZeroSegError
 
 # COCO category id -> name, from COCO's category list (spot checks around every id gap)

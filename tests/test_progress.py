@@ -4,7 +4,7 @@ import io
 
 from tqdm import tqdm
 
-from zeroseg.progress import LineProgress, progress
+from zeroseg.runtime.progress import LineProgress, progress
 
 
 def test_lines_off_a_terminal(capsys):
@@ -40,7 +40,7 @@ def test_a_bar_in_a_terminal_and_nothing_when_disabled(monkeypatch, capsys):
 
 def test_training_logs_a_few_lines(tmp_path, image_folder, capsys):
     from zeroseg.config import load_config
-    from zeroseg.training import train
+    from zeroseg.training.loop import train
 
     config = load_config("tiny", [f"data.root={image_folder}", "train.steps=30"])
     train(config, tmp_path / "run", progress=True)

@@ -11,7 +11,7 @@ from PIL import Image
 from zeroseg import InferenceConfig, Segmenter
 from zeroseg.cli import main
 from zeroseg.errors import ZeroSegError
-from zeroseg.release import export_release, load_release
+from zeroseg.inference.release import export_release, load_release
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_teacher_file_is_checked_against_the_recorded_hash(tmp_path, tiny_run):
     from safetensors.torch import save_file
 
     from zeroseg.config import to_dict
-    from zeroseg.weights_file import file_sha256
+    from zeroseg.runtime.weights_file import file_sha256
 
     meta_path = export_release(tiny_run, tmp_path / "rel") / "config.json"
     weights = tmp_path / "teacher.safetensors"

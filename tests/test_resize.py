@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from zeroseg.inference import InferenceConfig, resize_short_side
-from zeroseg.resize import cv2_bilinear, keep_ratio_size
+from zeroseg.inference.resize import cv2_bilinear, keep_ratio_size
+from zeroseg.inference.segmenter import InferenceConfig, resize_short_side
 
 
 def test_keep_ratio_size_follows_mmcv_rounding():

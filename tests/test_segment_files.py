@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 
 from zeroseg import Segmenter
+from zeroseg.apps.coco_masks import COCODocument, encode_mask
+from zeroseg.apps.segment_files import collect_inputs
+from zeroseg.apps.visualize import label_image
 from zeroseg.cli import main
-from zeroseg.coco_masks import COCODocument, encode_mask
-from zeroseg.segment_files import collect_inputs
-from zeroseg.text_queries import parse_class_list
-from zeroseg.visualize import label_image
+from zeroseg.inference.text_queries import parse_class_list
 
 
 def _write(path, seed, size=(30, 41)):
@@ -122,7 +122,7 @@ def test_more_than_255_classes_never_wrap(tmp_path, tiny_run):
     assert img.mode == "I;16" and np.array_equal(np.asarray(img), labels)
     segmenter = Segmenter.from_checkpoint(tiny_run)
     segmenter.set_vocabulary([f"thing {i}" for i in range(300)])
-    from zeroseg.segment_files import segment_files
+    from zeroseg.apps.segment_files import segment_files
 
     image = _write(tmp_path / "in.png", 3)
     summary = segment_files(segmenter, [image], tmp_path / "out", progress=False)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zeroseg.data.segmentation import (
+from zeroseg.benchmark.datasets import (
     COCO_OBJECT_CLASSES,
     CONTEXT_CLASSES,
     VOC_CLASSES,

@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from zeroseg import Segmenter
+from zeroseg.apps.serve import segment_for_page
 from zeroseg.cli import main
 from zeroseg.data.images import load_image
-from zeroseg.release import export_release
-from zeroseg.serve import segment_for_page
+from zeroseg.inference.release import export_release
 
 CLASSES = "red | crimson, green, blue sky"
 API_CLASSES = [["red", "crimson"], "green", "blue sky"]
@@ -91,7 +91,7 @@ def test_browser_round_trip(release, photo, tmp_path):
     browser_path = _chromium()
     if browser_path is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run does)")
-    from zeroseg.serve import serve
+    from zeroseg.apps.serve import serve
 
     port = _free_port()
     app = serve(str(release), port=port, device="cpu", block=False)

@@ -185,7 +185,7 @@ def test_validation_tree_round_trip(tmp_path):
 
 
 def test_validation_tree_reads_with_the_library_reader(tmp_path):
-    segmentation = pytest.importorskip("zeroseg.data.segmentation")
+    segmentation = pytest.importorskip("zeroseg.benchmark.datasets")
     root = write_validation_tree(tmp_path / "val", n=3, seed=2)
     dataset = segmentation.VOCSegmentation(root, split="val")
     assert len(dataset) == 3 and list(dataset.class_names) == list(CLASS_NAMES)
@@ -212,8 +212,8 @@ def test_training_folder_and_caption_set(tmp_path):
 
 def test_caption_clip_smoke_and_core_teacher_loads_it(tmp_path, monkeypatch):
     from zeroseg.config import TeacherConfig
+    from zeroseg.models.teacher import build_teacher
     from zeroseg.synthetic import caption_clip, scenes
-    from zeroseg.teacher import build_teacher
 
     config = caption_clip.CaptionCLIPConfig(
         scene_size=32,

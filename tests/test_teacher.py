@@ -6,7 +6,7 @@ import torch
 
 from zeroseg.config import TeacherConfig, load_config
 from zeroseg.errors import ZeroSegError
-from zeroseg.teacher import build_teacher, grid_boxes
+from zeroseg.models.teacher import build_teacher, grid_boxes
 
 
 def tiny_teacher():

@@ -7,10 +7,10 @@ import torch
 from zeroseg.config import load_config
 from zeroseg.data.images import ImageFolder
 from zeroseg.data.teacher_cache import cache_identity, cached_dataset, open_cache
-from zeroseg.distributed import DistInfo
 from zeroseg.errors import ZeroSegError
-from zeroseg.teacher import build_teacher
-from zeroseg.training import train
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.distributed import DistInfo
+from zeroseg.training.loop import train
 
 
 def test_cache_holds_the_online_views_and_is_checked(tmp_path, image_folder):

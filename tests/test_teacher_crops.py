@@ -1,8 +1,8 @@
 import torch
 
-from zeroseg.baselines.teacher_crops import GridCropSegmenter, SlidingCropSegmenter
 from zeroseg.config import load_config
-from zeroseg.teacher import build_teacher
+from zeroseg.inference.crop_segmenter import GridCropSegmenter, SlidingCropSegmenter
+from zeroseg.models.teacher import build_teacher
 
 
 def _teacher():

@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 
-from zeroseg import checkpoint as ckpt
 from zeroseg.config import load_config
 from zeroseg.errors import ZeroSegError
-from zeroseg.optim import lr_at
-from zeroseg.teacher import build_teacher
-from zeroseg.training import make_schedule, train
+from zeroseg.models.teacher import build_teacher
+from zeroseg.training import checkpoint as ckpt
+from zeroseg.training.loop import make_schedule, train
+from zeroseg.training.optim import lr_at
 
 
 def test_checkpoints_land_with_the_config_and_without_the_teacher(tiny_run):
@@ -44,7 +44,7 @@ def test_resume_continues_from_the_last_step(tmp_path, image_folder):
 
 
 def test_the_teacher_used_by_train_is_unchanged_by_training(tmp_path, image_folder, monkeypatch):
-    import zeroseg.training
+    import zeroseg.training.loop
 
     built = []
 
@@ -53,7 +53,7 @@ def test_the_teacher_used_by_train_is_unchanged_by_training(tmp_path, image_fold
         built.append((teacher, {k: v.clone() for k, v in teacher.state_dict().items()}))
         return teacher
 
-    monkeypatch.setattr(zeroseg.training, "build_teacher", build_and_remember)
+    monkeypatch.setattr(zeroseg.training.loop, "build_teacher", build_and_remember)
     config = load_config("tiny", [f"data.root={image_folder}", "train.steps=3"])
     result = train(config, tmp_path / "run", progress=False)
     [(teacher, before)] = built
@@ -65,7 +65,7 @@ def test_the_teacher_used_by_train_is_unchanged_by_training(tmp_path, image_fold
 
 def test_task_never_updates_the_teacher(image_folder):
     from zeroseg.models.build import build_zeroseg
-    from zeroseg.task import DistillationTask
+    from zeroseg.training.task import DistillationTask
 
     config = load_config("tiny")
     teacher = build_teacher(config.teacher)
@@ -83,7 +83,7 @@ def test_task_never_updates_the_teacher(image_folder):
 
 def test_overlap_matching_trains_through_the_masked_task():
     from zeroseg.models.build import build_zeroseg
-    from zeroseg.task import DistillationTask
+    from zeroseg.training.task import DistillationTask
 
     config = load_config("tiny", ["loss.matching=overlap", "loss.grouping_information_weight=0.1"])
     teacher = build_teacher(config.teacher)

@@ -3,14 +3,14 @@
 import torch
 import torch.nn.functional as F
 
-from zeroseg.checkpoint import load_student
+from zeroseg.benchmark.datasets import VOCSegmentation
 from zeroseg.config import load_config
-from zeroseg.data.segmentation import VOCSegmentation
+from zeroseg.inference.text_queries import TextQueries
 from zeroseg.models.build import build_zeroseg
+from zeroseg.models.teacher import build_teacher
 from zeroseg.synthetic.upper_bound import pixel_class_log_probs, train_upper_bound
 from zeroseg.synthetic.writers import write_validation_tree
-from zeroseg.teacher import build_teacher
-from zeroseg.text_queries import TextQueries
+from zeroseg.training.checkpoint import load_student
 
 
 def _labelled_nll(model, dataset, text) -> float:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from zeroseg.data.segmentation import COCO_OBJECT_CLASSES, CONTEXT_CLASSES, VOC_CLASSES
+from zeroseg.benchmark.datasets import COCO_OBJECT_CLASSES, CONTEXT_CLASSES, VOC_CLASSES
+from zeroseg.benchmark.vocabularies import load_vocabulary, parse_vocabulary, read_vocabulary
 from zeroseg.errors import ZeroSegError
-from zeroseg.vocabularies import load_vocabulary, parse_vocabulary, read_vocabulary
 
 SIZES = {"voc": 21, "voc20": 20, "context": 60, "context59": 59, "coco-object": 81}
 

@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-from zeroseg.checkpoint import load_checkpoint
 from zeroseg.cli import main
 from zeroseg.errors import ZeroSegError
-from zeroseg.weights_file import read_weights
+from zeroseg.runtime.weights_file import read_weights
+from zeroseg.training.checkpoint import load_checkpoint
 
 MARKER = "zeroseg-pickle-ran"
 

@@ -10,8 +10,8 @@ import torch
 
 from zeroseg.config import load_config
 from zeroseg.data.training_data import pack_stream
-from zeroseg.distributed import DistInfo, rank_and_world
-from zeroseg.training import train
+from zeroseg.runtime.distributed import DistInfo, rank_and_world
+from zeroseg.training.loop import train
 
 if __name__ == "__main__":
     shards, run, out = sys.argv[1:4]

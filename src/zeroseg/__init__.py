@@ -10,13 +10,13 @@ Public API::
 
 from zeroseg.config import ExperimentConfig, load_config
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig, SegmentationResult, Segmenter
+from zeroseg.inference.segmenter import InferenceConfig, SegmentationResult, Segmenter
 from zeroseg.version import __version__
 
 
 def train(config: ExperimentConfig, run_dir, resume: bool = False, progress: bool = True):
-    """Train a student (see ``zeroseg.training.train``)."""
-    from zeroseg.training import train as _train
+    """Train a student (see ``zeroseg.training.loop.train``)."""
+    from zeroseg.training.loop import train as _train
 
     return _train(config, run_dir, resume=resume, progress=progress)
 

@@ -34,7 +34,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import yaml
 
     from zeroseg.config import load_config, to_dict
-    from zeroseg.training import train
+    from zeroseg.training.loop import train
 
     overrides = list(args.overrides)
     if args.data:
@@ -99,10 +99,10 @@ def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str
 
 
 def _run_segment(args: argparse.Namespace) -> int:
+    from zeroseg.apps.segment_files import collect_or_fail, segment_inputs
     from zeroseg.config import resolve_config
-    from zeroseg.inference import InferenceConfig, inference_defaults
-    from zeroseg.segment_files import collect_or_fail, segment_inputs
-    from zeroseg.text_queries import parse_class_list
+    from zeroseg.inference.segmenter import InferenceConfig, inference_defaults
+    from zeroseg.inference.text_queries import parse_class_list
 
     flags = {
         "bg_threshold": "bg_threshold", "mode": "mode", "short_side": "short_side",
@@ -147,8 +147,8 @@ def _add_export(sub) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from zeroseg.config import resolve_config
-    from zeroseg.inference import InferenceConfig, changed_fields
-    from zeroseg.release import export_release, read_results
+    from zeroseg.inference.release import export_release, read_results
+    from zeroseg.inference.segmenter import InferenceConfig, changed_fields
 
     inference = changed_fields(resolve_config(InferenceConfig, overrides=args.overrides))
     results = read_results(args.results) if args.results else None
@@ -170,7 +170,7 @@ def _add_serve(sub) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from zeroseg.serve import serve
+    from zeroseg.apps.serve import serve
 
     if not 0 < args.port < 65536:
         raise ZeroSegError(f"--port must be in 1..65535, got {args.port}")
@@ -302,7 +302,7 @@ def _run_pack(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub) -> None:
-    from zeroseg.protocols import DATASETS, PROTOCOLS
+    from zeroseg.benchmark.protocols import DATASETS, PROTOCOLS
 
     p = sub.add_parser(
         "evaluate", help="benchmark mIoU with a published protocol (VOC, Context, COCO)"
@@ -326,13 +326,13 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from zeroseg.benchmark.datasets import build_dataset
+    from zeroseg.benchmark.evaluation import benchmark_settings, evaluate
+    from zeroseg.benchmark.protocols import protocol_config
+    from zeroseg.benchmark.vocabularies import load_vocabulary
     from zeroseg.config import resolve_config
-    from zeroseg.data.segmentation import build_dataset
-    from zeroseg.distributed import init_distributed, select_device
-    from zeroseg.evaluation import benchmark_settings, evaluate
-    from zeroseg.inference import InferenceConfig
-    from zeroseg.protocols import protocol_config
-    from zeroseg.vocabularies import load_vocabulary
+    from zeroseg.inference.segmenter import InferenceConfig
+    from zeroseg.runtime.distributed import init_distributed, select_device
 
     base, flavour = protocol_config(args.protocol, args.dataset)
     config = resolve_config(InferenceConfig, overrides=args.overrides, base=base)
@@ -370,7 +370,7 @@ def _add_method(p: argparse.ArgumentParser) -> None:
 def _evaluation_model(args, config, device):
     """The student's Segmenter, or a teacher-only dense readout (its teacher from the checkpoint's
     config or from --teacher/--teacher-pretrained)."""
-    from zeroseg.inference import Segmenter
+    from zeroseg.inference.segmenter import Segmenter
 
     if args.method == "zeroseg":
         if not args.checkpoint:
@@ -378,9 +378,9 @@ def _evaluation_model(args, config, device):
         segmenter = Segmenter.from_checkpoint(args.checkpoint, config, device=device)
         teacher = segmenter.experiment_config.teacher
         return segmenter, segmenter.checkpoint_path, f"{teacher.model}/{teacher.pretrained}"
-    from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
     from zeroseg.config import TeacherConfig, resolve_config
-    from zeroseg.teacher import build_teacher
+    from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
+    from zeroseg.models.teacher import build_teacher
 
     if args.checkpoint:
         teacher_cfg = _checkpoint_teacher(args.checkpoint)
@@ -398,8 +398,8 @@ def _evaluation_model(args, config, device):
 
 def _checkpoint_teacher(source):
     """The teacher config of a run, checkpoint or release."""
-    from zeroseg.checkpoint import load_experiment_config
-    from zeroseg.release import names_a_release, release_teacher
+    from zeroseg.inference.release import names_a_release, release_teacher
+    from zeroseg.training.checkpoint import load_experiment_config
 
     if names_a_release(source):
         return release_teacher(source)
@@ -417,7 +417,7 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from zeroseg.data import prepare
+    from zeroseg.benchmark import prepare
 
     if args.dataset == "voc":
         prepare.prepare_voc(args.root)
@@ -495,7 +495,7 @@ def _from_a_worker(error: Exception) -> str | None:
 
 
 def _setup_logging(verbose: bool) -> None:
-    from zeroseg.distributed import rank_and_world
+    from zeroseg.runtime.distributed import rank_and_world
 
     rank, _ = rank_and_world()
     level = logging.DEBUG if verbose else logging.INFO

@@ -24,8 +24,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from zeroseg.atomic import atomic_write_text
 from zeroseg.errors import ZeroSegError
+from zeroseg.runtime.atomic import atomic_write_text
 
 T = TypeVar("T")
 

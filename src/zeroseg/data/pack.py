@@ -34,14 +34,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zeroseg.atomic import atomic_write_bytes, atomic_write_text
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder, open_rgb, resize_center_crop, to_tensor
 from zeroseg.data.sharded_job import read_json, run_shards, start_job
 from zeroseg.data.teacher_cache import files_hash, teacher_identity
-from zeroseg.distributed import barrier
 from zeroseg.errors import ZeroSegError
-from zeroseg.teacher import CLIPTeacher
+from zeroseg.models.teacher import CLIPTeacher
+from zeroseg.runtime.atomic import atomic_write_bytes, atomic_write_text
+from zeroseg.runtime.distributed import barrier
 
 logger = logging.getLogger(__name__)
 
@@ -181,8 +181,8 @@ def pack(
 ) -> dict:
     """Pack ``data.root`` (a folder, or a text file listing images) into shards in ``out_dir``,
     shared over torchrun's ranks and nodes and resumable; returns the manifest."""
-    from zeroseg.distributed import cleanup, init_distributed, select_device
-    from zeroseg.teacher import build_teacher
+    from zeroseg.models.teacher import build_teacher
+    from zeroseg.runtime.distributed import cleanup, init_distributed, select_device
 
     if not config.data.root:
         raise ZeroSegError("nothing to pack: pass --data DIR_OR_LIST")

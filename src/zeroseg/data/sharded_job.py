@@ -18,11 +18,11 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from zeroseg.atomic import atomic_write_text
-from zeroseg.distributed import DistInfo, barrier
 from zeroseg.errors import ZeroSegError, first_line
-from zeroseg.progress import progress as progress_bar
-from zeroseg.weights_file import file_record, verify_file
+from zeroseg.runtime.atomic import atomic_write_text
+from zeroseg.runtime.distributed import DistInfo, barrier
+from zeroseg.runtime.progress import progress as progress_bar
+from zeroseg.runtime.weights_file import file_record, verify_file
 
 logger = logging.getLogger(__name__)
 

@@ -31,14 +31,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from zeroseg.atomic import atomic_write, atomic_write_text
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder
 from zeroseg.data.sharded_job import read_json, run_shards, start_job
-from zeroseg.distributed import DistInfo, barrier
 from zeroseg.errors import ZeroSegError
-from zeroseg.teacher import CLIPTeacher
-from zeroseg.weights_file import file_sha256, verify_file
+from zeroseg.models.teacher import CLIPTeacher
+from zeroseg.runtime.atomic import atomic_write, atomic_write_text
+from zeroseg.runtime.distributed import DistInfo, barrier
+from zeroseg.runtime.weights_file import file_sha256, verify_file
 
 logger = logging.getLogger(__name__)
 
@@ -264,8 +264,8 @@ def build_cache(
 ) -> tuple[int, ...]:
     """Fill ``data.teacher_cache`` for ``data.root`` (under torchrun: shared over ranks and
     nodes; an interrupted fill resumes); returns the views' shape (N, V, D)."""
-    from zeroseg.distributed import cleanup, init_distributed, select_device
-    from zeroseg.teacher import build_teacher
+    from zeroseg.models.teacher import build_teacher
+    from zeroseg.runtime.distributed import cleanup, init_distributed, select_device
 
     device = select_device(config.train.device)
     info = init_distributed(device)

@@ -18,9 +18,9 @@ from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder
 from zeroseg.data.shard_stream import ShardStream
 from zeroseg.data.teacher_cache import cached_dataset, teacher_identity
-from zeroseg.distributed import DistInfo
 from zeroseg.errors import ZeroSegError
-from zeroseg.teacher import CLIPTeacher
+from zeroseg.models.teacher import CLIPTeacher
+from zeroseg.runtime.distributed import DistInfo
 
 
 class ResumableSampler(torch.utils.data.Sampler):

@@ -14,7 +14,7 @@ from zeroseg.models.decoder import ReconstructionDecoder
 from zeroseg.models.encoder import MaskedViTEncoder
 from zeroseg.models.seg_head import SegmentationHead
 from zeroseg.models.zeroseg import ZeroSeg
-from zeroseg.weights_file import read_weights
+from zeroseg.runtime.weights_file import read_weights
 
 logger = logging.getLogger(__name__)
 

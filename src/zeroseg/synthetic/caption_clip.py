@@ -8,7 +8,7 @@ are positives of each other (a multi-positive InfoNCE; CLIP's loss would push th
 plays CLIP's role for ZeroSeg: the student distils its image embeddings and its text tower names
 the segments.
 
-The saved teacher is what ``zeroseg.teacher.build_teacher`` loads: ``teacher.safetensors`` (a plain
+The saved teacher is what ``zeroseg.models.teacher.build_teacher`` loads: ``teacher.safetensors`` (a plain
 state_dict) and ``teacher.json`` whose ``model_config`` is the kwargs of ``open_clip.CLIP``.
 Inputs are [0, 1] pixels resized to ``image_size`` and normalised with OpenAI CLIP's mean/std,
 exactly as the core teacher does.
@@ -30,17 +30,17 @@ import open_clip
 import torch
 from torch import Tensor, nn
 
-from zeroseg.atomic import atomic_write, atomic_write_text
 from zeroseg.config import check
 from zeroseg.errors import ZeroSegError
-from zeroseg.progress import progress as progress_bar
+from zeroseg.models.teacher import resize_views
+from zeroseg.runtime.atomic import atomic_write, atomic_write_text
+from zeroseg.runtime.progress import progress as progress_bar
 from zeroseg.synthetic.crops import crop_caption, sample_box
 from zeroseg.synthetic.scenes import (
     WORLD_VERSION,
     generate_scene,
 )
 from zeroseg.synthetic.views import preprocess, view_accuracy, zero_shot_accuracy
-from zeroseg.teacher import resize_views
 
 logger = logging.getLogger(__name__)
 

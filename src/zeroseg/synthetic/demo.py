@@ -24,19 +24,19 @@ from pathlib import Path
 
 import torch
 
-from zeroseg.atomic import atomic_write_text
-from zeroseg.baselines.dense_clip import DenseCLIPSegmenter
-from zeroseg.baselines.teacher_crops import GridCropSegmenter, SlidingCropSegmenter
+from zeroseg.benchmark.datasets import VOCSegmentation
 from zeroseg.config import ExperimentConfig, check, load_config
-from zeroseg.data.segmentation import VOCSegmentation
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig, Segmenter, changed_fields
-from zeroseg.release import export_release
+from zeroseg.inference.crop_segmenter import GridCropSegmenter, SlidingCropSegmenter
+from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
+from zeroseg.inference.release import export_release
+from zeroseg.inference.segmenter import InferenceConfig, Segmenter, changed_fields
+from zeroseg.runtime.atomic import atomic_write_text
 from zeroseg.synthetic import writers
 from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, load_or_train_caption_clip
 from zeroseg.synthetic.evaluate import evaluate_methods
 from zeroseg.synthetic.report import write_report
-from zeroseg.training import train
+from zeroseg.training.loop import train
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from zeroseg.diagnostics import GroupingStats, oracle_labels
-from zeroseg.metrics import ConfusionMatrix
-from zeroseg.progress import progress as progress_bar
+from zeroseg.benchmark.diagnostics import GroupingStats, oracle_labels
+from zeroseg.benchmark.metrics import ConfusionMatrix
+from zeroseg.runtime.progress import progress as progress_bar
 
 
 def _scores(summary: dict) -> dict:
@@ -70,7 +70,7 @@ def zero_shot_accuracy(
     teacher, images: torch.Tensor, targets: torch.Tensor, names, templates: str
 ) -> float:
     """Share of (B, 3, H, W) images whose best class (teacher zero-shot) equals ``targets`` (B,)."""
-    from zeroseg.text_queries import TextQueries
+    from zeroseg.inference.text_queries import TextQueries
 
     queries = TextQueries.build(teacher, list(names), templates)
     probs = queries.probabilities(teacher.encode_images(images), 100.0)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from zeroseg.atomic import atomic_write_bytes, atomic_write_text
-from zeroseg.visualize import palette, png_bytes
+from zeroseg.apps.visualize import palette, png_bytes
+from zeroseg.runtime.atomic import atomic_write_bytes, atomic_write_text
 
 PANEL_SCALE = 3
 COLUMNS = ("scene", "ground truth", "zeroseg", "best baseline", "segment tokens")

@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from zeroseg import checkpoint as ckpt
+from zeroseg.benchmark.datasets import VOCSegmentation
 from zeroseg.config import ExperimentConfig, to_dict
-from zeroseg.data.segmentation import VOCSegmentation
+from zeroseg.inference.text_queries import TextQueries
 from zeroseg.models.build import build_zeroseg
 from zeroseg.models.grouping import compose_assignments
-from zeroseg.optim import build_optimizer, effective_lr, lr_at
-from zeroseg.progress import progress as progress_bar
-from zeroseg.teacher import build_teacher
-from zeroseg.text_queries import TextQueries
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.progress import progress as progress_bar
+from zeroseg.training import checkpoint as ckpt
+from zeroseg.training.optim import build_optimizer, effective_lr, lr_at
 
 logger = logging.getLogger(__name__)
 

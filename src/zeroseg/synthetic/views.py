@@ -13,6 +13,7 @@ import open_clip
 import torch
 from torch import Tensor, nn
 
+from zeroseg.models.teacher import resize_views
 from zeroseg.synthetic.crops import GRIDS, grid_cells
 from zeroseg.synthetic.scenes import (
     CLASS_NAMES,
@@ -22,7 +23,6 @@ from zeroseg.synthetic.scenes import (
     generate_scene,
     single_object_set,
 )
-from zeroseg.teacher import resize_views
 
 _MEAN = torch.tensor(open_clip.constants.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
 _STD = torch.tensor(open_clip.constants.OPENAI_DATASET_STD).view(1, 3, 1, 1)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zeroseg.atomic import atomic_write_text
+from zeroseg.apps.visualize import palette
 from zeroseg.errors import ZeroSegError
+from zeroseg.runtime.atomic import atomic_write_text
 from zeroseg.synthetic.scenes import CLASS_NAMES, generate_scene
-from zeroseg.visualize import palette
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """MaskCLIP-style dense readout of the CLIP teacher (Zhou et al., ECCV 2022), a training-free baseline.
 
-The teacher's patch embeddings (``zeroseg.dense_readout``: the last block's value path, no
+The teacher's patch embeddings (``zeroseg.models.dense_readout``: the last block's value path, no
 query-key attention) are compared with the class text embeddings: cosine similarity times the logit
 scale gives per-patch query logits; they are upsampled bilinearly to the window, soft-maxed over all
 queries, and a class takes the max over its synonyms. Background and the optional top-k restriction
-follow ``zeroseg.inference``'s rules (``TextQueries``).
+follow ``zeroseg.inference.segmenter``'s rules (``TextQueries``).
 
 Shapes: Q text queries, K' classes (+1 background-word column), C output channels, D embedding size,
 h x w patch grid, H x W pixels.
@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zeroseg.dense_readout import dense_features, readout_stride
-from zeroseg.inference import InferenceConfig, WindowSegmenter, pad_to_multiple
+from zeroseg.inference.segmenter import InferenceConfig, WindowSegmenter, pad_to_multiple
+from zeroseg.models.dense_readout import dense_features, readout_stride
 
 
 class DenseCLIPSegmenter(WindowSegmenter):
@@ -30,7 +30,7 @@ class DenseCLIPSegmenter(WindowSegmenter):
             templates).
         residual: keep the last block's residual and MLP (MaskCLIP's code) instead of the bare
             value path (MaskCLIP's paper).
-        readout: ``maskclip``, ``sclip``, ``clearclip`` or ``naclip`` (``zeroseg.dense_readout``).
+        readout: ``maskclip``, ``sclip``, ``clearclip`` or ``naclip`` (``zeroseg.models.dense_readout``).
     """
 
     def __init__(

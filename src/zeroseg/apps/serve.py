@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from zeroseg.apps.visualize import overlay, save_label_png, segment_regions
 from zeroseg.data.images import to_tensor
 from zeroseg.errors import ZeroSegError
-from zeroseg.text_queries import parse_class_list
-from zeroseg.visualize import overlay, save_label_png, segment_regions
+from zeroseg.inference.text_queries import parse_class_list
 
 EXTRA_HINT = 'zeroseg serve needs the web extra: pip install "zeroseg[serve]"'
 PAGE_TITLE = "zeroseg: open-vocabulary segmentation"
@@ -144,7 +144,7 @@ def serve(
     block: bool = True,
 ):
     """Load the model and start the page; returns the gradio app (running) when not ``block``."""
-    from zeroseg.inference import Segmenter
+    from zeroseg.inference.segmenter import Segmenter
 
     _import_gradio()  # fail before loading a model
     segmenter = Segmenter.from_checkpoint(checkpoint, device=device)

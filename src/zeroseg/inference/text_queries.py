@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zeroseg.errors import ZeroSegError
-from zeroseg.prompts import get_templates
-from zeroseg.teacher import CLIPTeacher
+from zeroseg.inference.prompts import get_templates
+from zeroseg.models.teacher import CLIPTeacher
 
 
 def validate_class_names(names: Sequence[str]) -> list[str]:

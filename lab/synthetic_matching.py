@@ -6,8 +6,8 @@ of the views the tokens are matched to (one masked training forward) that are, a
 the teacher puts object and stuff views (mean cosine). Overrides change the matching rule, e.g.
 ``loss.matching=overlap``, for the same student.
 
-    python benchmarks/synthetic_matching.py runs/proof/world0/runs/zeroseg
-    python benchmarks/synthetic_matching.py runs/proof/world0/runs/zeroseg loss.matching=overlap
+    python lab/synthetic_matching.py runs/proof/world0/runs/zeroseg
+    python lab/synthetic_matching.py runs/proof/world0/runs/zeroseg loss.matching=overlap
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import argparse
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _machine import describe
 
-from zeroseg.checkpoint import load_experiment_config, load_student
 from zeroseg.config import ExperimentConfig, resolve_config
+from zeroseg.inference.text_queries import TextQueries
+from zeroseg.models.teacher import build_teacher, grid_boxes
+from zeroseg.runtime.machine import describe
 from zeroseg.synthetic.scenes import CLASS_NAMES, NUM_STUFF, generate_scene
-from zeroseg.task import DistillationTask
-from zeroseg.teacher import build_teacher, grid_boxes
-from zeroseg.text_queries import TextQueries
+from zeroseg.training.checkpoint import load_experiment_config, load_student
+from zeroseg.training.task import DistillationTask
 
 
 def main() -> None:

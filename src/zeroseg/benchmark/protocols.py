@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference import InferenceConfig
+from zeroseg.inference.segmenter import InferenceConfig
 
 DATASETS = ("voc", "voc20", "context", "context59", "coco-object")
 
@@ -60,7 +60,7 @@ class Protocol:
         base: the settings shared by every dataset.
         bg_threshold: per dataset with a background class (others get 0).
         logit_scale: per dataset where it differs from ``base``.
-        vocabulary: the class-name flavour (``zeroseg.vocabularies.load_vocabulary``).
+        vocabulary: the class-name flavour (``zeroseg.benchmark.vocabularies.load_vocabulary``).
     """
 
     base: InferenceConfig

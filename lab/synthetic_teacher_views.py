@@ -12,7 +12,7 @@ vocabulary ("a photo of a {}."). Printed:
   matched by position (``loss.matching=overlap``) would be taught at best;
 - how often the full image is labelled with one of the objects it holds.
 
-    python benchmarks/synthetic_teacher_views.py --out runs/teacher_views
+    python lab/synthetic_teacher_views.py --out runs/teacher_views
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _machine import describe
 
-from zeroseg.data.segmentation import VOCSegmentation
+from zeroseg.benchmark.datasets import VOCSegmentation
+from zeroseg.models.teacher import build_teacher, grid_boxes
+from zeroseg.runtime.machine import describe
 from zeroseg.synthetic.caption_clip import load_or_train_caption_clip
 from zeroseg.synthetic.demo import DemoConfig, student_config, teacher_cache, write_world
 from zeroseg.synthetic.scenes import NUM_STUFF
-from zeroseg.teacher import build_teacher, grid_boxes
 
 
 def view_masks(height: int, width: int, grids: tuple[int, ...]) -> torch.Tensor:

@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from zeroseg.atomic import atomic_write_bytes, atomic_write_text
 from zeroseg.config import ExperimentConfig, TeacherConfig, saved_experiment_config, to_dict
 from zeroseg.errors import ZeroSegError, first_line
-from zeroseg.weights_file import file_sha256, read_weights
+from zeroseg.runtime.atomic import atomic_write_bytes, atomic_write_text
+from zeroseg.runtime.weights_file import file_sha256, read_weights
 
 FORMAT = "zeroseg-release"
 FORMAT_VERSION = 1
@@ -90,7 +90,7 @@ def export_release(
     """
     from safetensors.torch import save
 
-    from zeroseg.checkpoint import checkpoint_step, load_student
+    from zeroseg.training.checkpoint import checkpoint_step, load_student
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -212,7 +212,7 @@ def resolve_release(name: str | Path) -> Path:
 def _download(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
-    from zeroseg.teacher import hub_offline
+    from zeroseg.models.teacher import hub_offline
 
     files = [CONFIG, WEIGHTS, CARD]
     offline = hub_offline()

@@ -130,7 +130,7 @@ class CLIPTeacher(nn.Module):
             (B, gh * gw, D) embeddings (not normalised), raster order; the readout's own grid is
             average-pooled to the token grid when it is finer, bilinearly enlarged when coarser.
         """
-        from zeroseg.dense_readout import dense_features, readout_stride
+        from zeroseg.models.dense_readout import dense_features, readout_stride
 
         size = self.dense_size or self.image_size
         stride = readout_stride(self.clip.visual)
@@ -210,7 +210,7 @@ def _seeded(seed: int, make):
 
 
 def _load_state_dict(model: nn.Module, path: Path) -> None:
-    from zeroseg.weights_file import read_weights
+    from zeroseg.runtime.weights_file import read_weights
 
     state = read_weights(path, "teacher checkpoint")
     state = state.get("state_dict", state) if isinstance(state, dict) else state

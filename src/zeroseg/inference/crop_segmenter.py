@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from zeroseg.inference import InferenceConfig, WindowSegmenter
-from zeroseg.teacher import CLIPTeacher, grid_boxes
+from zeroseg.inference.segmenter import InferenceConfig, WindowSegmenter
+from zeroseg.models.teacher import CLIPTeacher, grid_boxes
 
 
 class _CropSegmenter(WindowSegmenter):

@@ -1,6 +1,6 @@
 """Why the student names no object: do its segments isolate objects, and what do their tokens say?
 
-For students trained by ``benchmarks/synthetic_proof.py`` in one world, over validation scenes
+For students trained by ``lab/synthetic_proof.py`` in one world, over validation scenes
 (segments taken by arg-max as at inference):
 
 - segments per image, and how pure an object's main segment is (share of its pixels that are it);
@@ -17,8 +17,8 @@ For students trained by ``benchmarks/synthetic_proof.py`` in one world, over val
   assigned to them (a segment token is the sum of the two, GroupViT's residual): which of the two a
   segment token is mostly made of.
 
-    python benchmarks/synthetic_token_names.py --world runs/proof_dense/world0 --runs zeroseg zeroseg_dense
-    python benchmarks/synthetic_token_names.py --world runs/proof/world0 --runs zeroseg --images 200 --probe
+    python lab/synthetic_token_names.py --world runs/proof_dense/world0 --runs zeroseg zeroseg_dense
+    python lab/synthetic_token_names.py --world runs/proof/world0 --runs zeroseg --images 200 --probe
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _machine import describe
 
-from zeroseg.data.segmentation import VOCSegmentation
-from zeroseg.inference import InferenceConfig, Segmenter
+from zeroseg.benchmark.datasets import VOCSegmentation
+from zeroseg.inference.segmenter import InferenceConfig, Segmenter
+from zeroseg.runtime.machine import describe
 from zeroseg.synthetic.scenes import NUM_STUFF
 
 

@@ -11,9 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from zeroseg.config import LossConfig
-from zeroseg.losses import patch_box_coverage, zeroseg_losses
+from zeroseg.models.teacher import CLIPTeacher, grid_boxes
 from zeroseg.models.zeroseg import ZeroSeg, ZeroSegOutput
-from zeroseg.teacher import CLIPTeacher, grid_boxes
+from zeroseg.training.losses import patch_box_coverage, zeroseg_losses
 
 
 class DistillationTask(nn.Module):

@@ -1,4 +1,4 @@
-"""Describe the machine a benchmark ran on (printed with every figure)."""
+"""The machine a measurement ran on, in words (printed with every benchmark figure)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 
 def describe(device: torch.device) -> str:
+    """GPU name, or CPU model, core count and torch threads; with the torch version."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from zeroseg.atomic import atomic_write_text
-from zeroseg.coco_masks import COCODocument
+from zeroseg.apps.coco_masks import COCODocument
+from zeroseg.apps.visualize import write_outputs
 from zeroseg.data.images import IMAGE_SUFFIXES, open_rgb, to_tensor
 from zeroseg.errors import ZeroSegError
-from zeroseg.progress import progress as progress_display
-from zeroseg.visualize import write_outputs
+from zeroseg.runtime.atomic import atomic_write_text
+from zeroseg.runtime.progress import progress as progress_display
 
 logger = logging.getLogger(__name__)
 GLOB_CHARS = set("*?[")

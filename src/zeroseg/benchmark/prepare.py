@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zeroseg.atomic import atomic_write_bytes, atomic_write_text
-from zeroseg.data.segmentation import (
+from zeroseg.benchmark.datasets import (
     COCO_OBJECT_CLASSES,
     CONTEXT_CLASSES,
     VOC_CLASSES,
@@ -35,6 +34,7 @@ from zeroseg.data.segmentation import (
     resolve_root,
 )
 from zeroseg.errors import ZeroSegError
+from zeroseg.runtime.atomic import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``evaluate`` works with anything that has the ``Segmenter`` API (``set_vocabulary``, ``predict``):
 the distilled student and the teacher-only baselines alike. Scores follow mmseg's definitions
-(``zeroseg.metrics``). Under ``torch.distributed`` each rank takes ``indices[rank::world]`` (no
+(``zeroseg.benchmark.metrics``). Under ``torch.distributed`` each rank takes ``indices[rank::world]`` (no
 padded duplicates) and the confusion matrices are summed, so any number of processes gives the
 single-process numbers exactly.
 
@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from zeroseg.atomic import atomic_write_text
-from zeroseg.distributed import rank_and_world
+from zeroseg.benchmark.metrics import ConfusionMatrix
 from zeroseg.errors import ZeroSegError
-from zeroseg.metrics import ConfusionMatrix
-from zeroseg.progress import progress as progress_bar
+from zeroseg.runtime.atomic import atomic_write_text
+from zeroseg.runtime.distributed import rank_and_world
+from zeroseg.runtime.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def evaluate(
         out_dir: folder for the results (created).
         save_predictions: True for ``out_dir/predictions``, or a folder; None/False to skip.
         progress: show a progress bar (rank 0 only).
-        vocabulary: a ``zeroseg.vocabularies.Vocabulary`` to set on the segmenter first.
+        vocabulary: a ``zeroseg.benchmark.vocabularies.Vocabulary`` to set on the segmenter first.
         settings: what produced the numbers (preset, templates, class names, teacher, checkpoint
             hash, ...), recorded verbatim under ``settings``.
 
@@ -83,7 +83,7 @@ def evaluate(
         labels = _predict_labels(segmenter, image, label, len(class_names), name)
         matrix.update(labels, label)
         if pred_dir is not None:
-            from zeroseg.visualize import save_label_png
+            from zeroseg.apps.visualize import save_label_png
 
             save_label_png(labels, pred_dir / f"{name}.png")
     matrix.all_reduce()
@@ -219,7 +219,7 @@ def benchmark_settings(
     """The settings block for ``evaluate(..., settings=...)`` of a benchmark run.
 
     Args:
-        protocol: protocol name (``zeroseg.protocols``).
+        protocol: protocol name (``zeroseg.benchmark.protocols``).
         dataset: benchmark name.
         config: the ``InferenceConfig`` used.
         vocabulary: the ``Vocabulary`` used.

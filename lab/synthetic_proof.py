@@ -9,9 +9,9 @@ validation image: milliseconds on this machine and forwards of the teacher's ima
 or dense passes). Prints a table with mean and spread (standard deviation over worlds) and writes
 it as JSON.
 
-    python benchmarks/synthetic_proof.py --out runs/proof              # seeds 0 1 2
-    python benchmarks/synthetic_proof.py --seeds 3 4 --steps 400
-    python benchmarks/synthetic_proof.py --skip zeroseg_paper_losses upper_bound
+    python lab/synthetic_proof.py --out runs/proof              # seeds 0 1 2
+    python lab/synthetic_proof.py --seeds 3 4 --steps 400
+    python lab/synthetic_proof.py --skip zeroseg_paper_losses upper_bound
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import time
 from pathlib import Path
 
 import torch
-from _machine import describe
 
-from zeroseg.atomic import atomic_write_text
-from zeroseg.data.segmentation import VOCSegmentation
+from zeroseg.benchmark.datasets import VOCSegmentation
+from zeroseg.runtime.atomic import atomic_write_text
+from zeroseg.runtime.machine import describe
 from zeroseg.synthetic import writers
+from zeroseg.synthetic.ablations import object_miou, spread
 from zeroseg.synthetic.caption_clip import load_or_train_caption_clip
 from zeroseg.synthetic.demo import (
     DemoConfig,
@@ -38,9 +39,8 @@ from zeroseg.synthetic.demo import (
     write_world,
 )
 from zeroseg.synthetic.evaluate import evaluate_methods
-from zeroseg.synthetic.scenes import NUM_STUFF
 from zeroseg.synthetic.upper_bound import train_upper_bound
-from zeroseg.training import train
+from zeroseg.training.loop import train
 
 PAPER_LOSSES = ("loss.grouping_information_weight=0", "loss.matching=nearest")
 # beyond the paper (issue 14): the teacher's MaskCLIP readout at the token grid as dense targets,
@@ -51,12 +51,6 @@ VARIANTS = {
     "zeroseg_dense": DENSE_TARGETS,  # every patch's composed embedding to its target
     "zeroseg_paper_losses": PAPER_LOSSES,
 }
-
-
-def object_miou(per_class: dict, class_names: list[str]) -> float:
-    """Mean IoU (percent) over the object classes (skipping classes absent from both sides)."""
-    values = [per_class[c] for c in class_names[NUM_STUFF:] if per_class[c] == per_class[c]]
-    return sum(values) / len(values) if values else float("nan")
 
 
 class ForwardCounter:
@@ -133,12 +127,6 @@ def upper_bound(cfg: DemoConfig, seed: int, train_dir: Path, teacher: Path, data
         train_upper_bound(student_config(cfg, train_dir, teacher), labelled, bound, False)
     upper = build_methods(bound, list(dataset.class_names), cfg.image_size)["zeroseg"]
     return timed_scores({"upper_bound": upper}, dataset)["upper_bound"]
-
-
-def spread(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {sd:.2f}"
 
 
 def main() -> None:

@@ -5,13 +5,13 @@ on the same validation scenes (mIoU in percent; oracle mIoU = grouping ceiling; 
 image). The upper bound is the same student trained with ground-truth masks
 (``zeroseg.synthetic.upper_bound``).
 
-    python benchmarks/synthetic_ablations.py --out runs/ablations --steps 400
-    python benchmarks/synthetic_ablations.py --only full base   # a subset
-    python benchmarks/synthetic_ablations.py --seeds 0 1 2   # three worlds, mean ± sd, orders
-    python benchmarks/synthetic_ablations.py --seeds 1 --only full --baselines   # another world
-    python benchmarks/synthetic_ablations.py --extra seg_head.gumbel=false   # on every variant
+    python lab/synthetic_ablations.py --out runs/ablations --steps 400
+    python lab/synthetic_ablations.py --only full base   # a subset
+    python lab/synthetic_ablations.py --seeds 0 1 2   # three worlds, mean ± sd, orders
+    python lab/synthetic_ablations.py --seeds 1 --only full --baselines   # another world
+    python lab/synthetic_ablations.py --extra seg_head.gumbel=false   # on every variant
     # the paper's losses instead of the synthetic preset's (no grouping term, nearest matching):
-    python benchmarks/synthetic_ablations.py --extra loss.grouping_information_weight=0 \
+    python lab/synthetic_ablations.py --extra loss.grouping_information_weight=0 \
         loss.matching=nearest
 """
 
@@ -24,13 +24,14 @@ import time
 from pathlib import Path
 
 import torch
-from _machine import describe
-from synthetic_proof import object_miou, spread
 
-from zeroseg.atomic import atomic_write_text
-from zeroseg.data.segmentation import VOCSegmentation
-from zeroseg.inference import InferenceConfig, Segmenter
+from zeroseg.benchmark.datasets import VOCSegmentation
+from zeroseg.inference.segmenter import InferenceConfig, Segmenter
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.atomic import atomic_write_text
+from zeroseg.runtime.machine import describe
 from zeroseg.synthetic import writers
+from zeroseg.synthetic.ablations import object_miou, paper_orders, spread
 from zeroseg.synthetic.caption_clip import load_or_train_caption_clip
 from zeroseg.synthetic.demo import (
     DemoConfig,
@@ -41,8 +42,7 @@ from zeroseg.synthetic.demo import (
 )
 from zeroseg.synthetic.evaluate import evaluate_methods
 from zeroseg.synthetic.upper_bound import train_upper_bound
-from zeroseg.teacher import build_teacher
-from zeroseg.training import train
+from zeroseg.training.loop import train
 
 VARIANTS = {
     # Table 4: Base = z to the full image only; + multi-scale; + segment matching; full.
@@ -82,27 +82,6 @@ def score_baselines(config, dataset) -> dict:
     return {
         k: {"miou": v["miou"], "pixel_accuracy": v["pixel_accuracy"]} for k, v in metrics.items()
     }
-
-
-TABLE4 = ("base", "base+multiscale", "base+matching", "full")
-TABLE3_PAIRS = ("grid1x1+2x2", "grid1x1+3x3", "grid1x1+4x4")
-
-
-def paper_orders(world: dict) -> dict:
-    """Whether one world's mIoUs follow the paper's Table 4 and Table 3 orders (None: not run).
-
-    Table 4: Base < + multi-scale < + matching < full. Table 3: every grid with 1x1 beats 1x1 alone,
-    and all grids together (``full``) beat every single-grid variant.
-    """
-    miou = {name: r["miou"] for name, r in world.items() if "miou" in r}
-    orders: dict = {"table4": None, "table3_each_beats_1x1": None, "table3_all_best": None}
-    if all(n in miou for n in TABLE4):
-        orders["table4"] = all(miou[a] < miou[b] for a, b in zip(TABLE4, TABLE4[1:]))
-    if all(n in miou for n in ("grid1x1", *TABLE3_PAIRS)):
-        orders["table3_each_beats_1x1"] = all(miou[n] > miou["grid1x1"] for n in TABLE3_PAIRS)
-        if "full" in miou:
-            orders["table3_all_best"] = all(miou["full"] > miou[n] for n in TABLE3_PAIRS)
-    return orders
 
 
 def run_world(seed: int, args, results: dict, save) -> None:

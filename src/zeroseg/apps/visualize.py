@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from zeroseg.atomic import atomic_write_bytes, atomic_write_text
+from zeroseg.runtime.atomic import atomic_write_bytes, atomic_write_text
 
 
 def palette(num_colors: int = 256) -> np.ndarray:

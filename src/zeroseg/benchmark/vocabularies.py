@@ -102,7 +102,7 @@ def load_vocabulary(dataset: str, flavour: str = "groupvit") -> Vocabulary:
             f"unknown vocabulary flavour {flavour!r}: use one of {', '.join(FLAVOURS)}"
         )
     stem, keep_background, count = DATASETS[dataset]
-    resource = resources.files("zeroseg") / "vocabularies" / f"{stem}_{flavour}.txt"
+    resource = resources.files("zeroseg.benchmark") / "vocabularies" / f"{stem}_{flavour}.txt"
     full = parse_vocabulary(
         resource.read_text(encoding="utf-8"),
         source=f"vocabularies/{stem}_{flavour}.txt",

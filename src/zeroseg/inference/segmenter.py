@@ -8,7 +8,7 @@ scores the max over its synonyms. Optional GroupViT steps, each a named ``Infere
 image-level top-k class restriction (``top_k_classes``) and the background threshold: pixels whose
 best class score is below min(bg_threshold, best score in the window) become background.
 Whole-image or sliding-window mode; window scores are averaged and enlarged bilinearly to the input
-size one band of rows at a time (``zeroseg.banded``), so a large photo never holds its full score
+size one band of rows at a time (``zeroseg.inference.banded``), so a large photo never holds its full score
 tensor, then optionally refined by PAMR (``pamr_steps``; guided by the input image) before the
 arg-max.
 
@@ -28,16 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zeroseg.banded import banded_argmax, bilinear
 from zeroseg.config import check
 from zeroseg.errors import ZeroSegError
+from zeroseg.inference.banded import banded_argmax, bilinear
+from zeroseg.inference.pamr import pamr
+from zeroseg.inference.resize import cv2_bilinear, keep_ratio_size
+from zeroseg.inference.text_queries import TextQueries
 from zeroseg.models.grouping import compose_assignments
 from zeroseg.models.seg_head import SegHeadOutput
+from zeroseg.models.teacher import CLIPTeacher, build_teacher
 from zeroseg.models.zeroseg import ZeroSeg
-from zeroseg.pamr import pamr
-from zeroseg.resize import cv2_bilinear, keep_ratio_size
-from zeroseg.teacher import CLIPTeacher, build_teacher
-from zeroseg.text_queries import TextQueries
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class InferenceConfig:
     Sizes left at ``None`` come from the model (``with_model_defaults``), so the command line and
     the Python API give the same labels: the short side and the window default to the model's
     input size, the stride to half the window. Benchmark protocols are named values of this class
-    (``zeroseg.protocols``).
+    (``zeroseg.benchmark.protocols``).
     """
 
     short_side: int | None = None  # resize the short side to this (None: model's size; 0: keep)
@@ -281,8 +281,8 @@ class Segmenter(WindowSegmenter):
         file's optimiser state is memory-mapped, never loaded). ``config`` sizes left at ``None``
         come from the student's input size (``InferenceConfig``).
         """
-        from zeroseg.checkpoint import load_student
-        from zeroseg.release import names_a_release
+        from zeroseg.inference.release import names_a_release
+        from zeroseg.training.checkpoint import load_student
 
         if names_a_release(path):
             return cls.from_pretrained(path, config, device)
@@ -302,7 +302,7 @@ class Segmenter(WindowSegmenter):
         ``config`` defaults to the inference settings the release recorded; ``teacher_pretrained``
         says where the teacher's weights are when they moved since the export.
         """
-        from zeroseg.release import load_release
+        from zeroseg.inference.release import load_release
 
         release = load_release(name, teacher_pretrained)
         config = config or release_inference(release.inference)
@@ -380,7 +380,7 @@ def changed_fields(config: InferenceConfig) -> dict:
 
 def inference_defaults(source: str | Path) -> InferenceConfig:
     """The inference settings a release recorded, or the plain defaults for a checkpoint/run."""
-    from zeroseg.release import names_a_release, read_release_config, resolve_release
+    from zeroseg.inference.release import names_a_release, read_release_config, resolve_release
 
     if names_a_release(source):
         meta = read_release_config(resolve_release(source))

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from zeroseg.atomic import atomic_torch_save, atomic_write_text
 from zeroseg.config import ExperimentConfig, saved_experiment_config
 from zeroseg.errors import ZeroSegError
-from zeroseg.weights_file import file_record, read_weights, verify_file
+from zeroseg.runtime.atomic import atomic_torch_save, atomic_write_text
+from zeroseg.runtime.weights_file import file_record, read_weights, verify_file
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")

@@ -19,11 +19,13 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from zeroseg import checkpoint as ckpt
-from zeroseg.atomic import atomic_write_text
 from zeroseg.config import ExperimentConfig, save_config, to_dict
 from zeroseg.data.training_data import training_data
-from zeroseg.distributed import (
+from zeroseg.errors import ZeroSegError
+from zeroseg.models.build import build_zeroseg
+from zeroseg.models.teacher import build_teacher
+from zeroseg.runtime.atomic import atomic_write_text
+from zeroseg.runtime.distributed import (
     DistInfo,
     all_reduce_mean,
     barrier,
@@ -31,12 +33,10 @@ from zeroseg.distributed import (
     init_distributed,
     select_device,
 )
-from zeroseg.errors import ZeroSegError
-from zeroseg.models.build import build_zeroseg
-from zeroseg.optim import build_optimizer, effective_lr, lr_at
-from zeroseg.progress import progress as progress_bar
-from zeroseg.task import DistillationTask
-from zeroseg.teacher import build_teacher
+from zeroseg.runtime.progress import progress as progress_bar
+from zeroseg.training import checkpoint as ckpt
+from zeroseg.training.optim import build_optimizer, effective_lr, lr_at
+from zeroseg.training.task import DistillationTask
 
 logger = logging.getLogger(__name__)
 LOSS_KEYS = (
