@@ -123,3 +123,12 @@ def test_bad_run_settings_are_one_line_errors(tmp_path, image_folder, capsys):
     assert "is not a folder" in err
     err = _one_line_error(capsys, main(["demo", "--out", str(a_file)]))
     assert "is not a folder" in err and a_file.read_text() == "keep me"
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, zeroseg.cli; zeroseg.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from zeroseg.errors import ZeroSegError
+from zeroseg.errors import ZeroSegError, error_line
 
 logger = logging.getLogger("zeroseg")
 
@@ -25,15 +25,12 @@ def _add_train(sub) -> None:
     p.add_argument("--steps", type=int, help="optimiser steps (train.steps; default from epochs)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="resolve and print the config, then exit")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    _add_progress_and_overrides(p, "experiment config overrides")
     p.set_defaults(handler=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import yaml
-
-    from zeroseg.config import load_config, to_dict
+    from zeroseg.config import config_yaml, load_config
     from zeroseg.training.loop import train
 
     overrides = list(args.overrides)
@@ -43,20 +40,15 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.steps={args.steps}")
     config = load_config(args.preset, overrides)
     if args.dry_run:
-        print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
+        print(config_yaml(config), end="")
         return 0
     if not config.data.root and not config.data.shards:
         raise ZeroSegError("no training data: pass --data DIR (or data.root=DIR, data.shards=PACK)")
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
-    if result.history:
-        first, last = result.history[0], result.history[-1]
-        logger.info(
-            "loss %.4f -> %.4f over steps %d..%d",
-            first["loss"],
-            last["loss"],
-            first["step"],
-            last["step"],
-        )
+    history = train(config, args.out, resume=args.resume, progress=not args.no_progress).history
+    if history:
+        first, last = history[0], history[-1]
+        logger.info("loss %.4f -> %.4f over steps %d..%d", first["loss"], last["loss"],
+                    first["step"], last["step"])  # fmt: skip
     logger.info("checkpoints in %s", Path(args.out) / "checkpoints")
     return 0
 
@@ -64,12 +56,8 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_segment(sub) -> None:
     p = sub.add_parser("segment", help="segment images with your own class names")
     p.add_argument("images", nargs="+", help="image files, folders (recursive) or glob patterns")
-    p.add_argument(
-        "--checkpoint", help="run directory, checkpoint, release folder or Hub id (the student)"
-    )
-    p.add_argument(
-        "--classes", required=True, help='comma-separated class names, e.g. "cat, dog, grass"'
-    )
+    p.add_argument("--checkpoint", help="the student: run, checkpoint, release or Hub id")
+    p.add_argument("--classes", required=True, help='comma-separated, e.g. "cat, dog, grass"')
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--background", action="store_true", help="add a thresholded background class")
     p.add_argument("--bg-threshold", type=float, help="background threshold (bg_threshold) [0.95]")
@@ -82,6 +70,11 @@ def _add_segment(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_inference_set(p, "any InferenceConfig field, e.g. --set window=448 (repeatable)")
     p.set_defaults(handler=_run_segment)
+
+
+def _add_progress_and_overrides(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=what)
 
 
 def _add_inference_set(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -99,9 +92,10 @@ def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str
 
 
 def _run_segment(args: argparse.Namespace) -> int:
-    from zeroseg.apps.segment_files import collect_or_fail, segment_inputs
+    from zeroseg.apps.segment_files import collect_or_fail, segment_inputs, summary_lines
     from zeroseg.config import resolve_config
-    from zeroseg.inference.segmenter import InferenceConfig, inference_defaults
+    from zeroseg.inference.config import InferenceConfig
+    from zeroseg.inference.segmenter import inference_defaults
     from zeroseg.inference.text_queries import parse_class_list
 
     flags = {
@@ -115,24 +109,15 @@ def _run_segment(args: argparse.Namespace) -> int:
         overrides=[*_flag_overrides(args, flags), *args.overrides],
         base=inference_defaults(args.checkpoint) if args.checkpoint else None,
     )
-    segmenter = _evaluation_model(args, config, args.device)[0]
+    segmenter = _method_model(args, config, args.device).segmenter
     segmenter.set_vocabulary(classes, background=args.background)
     summary = segment_inputs(
         segmenter, inputs, missing, args.out, coco=args.coco, progress=not args.no_progress
     )
-    for record in summary["images"][:20]:
-        found = ", ".join(f"{k} {v['fraction']:.0%}" for k, v in record["classes"].items())
-        print(f"{record['path']}: {found}")
-    done, skipped = len(summary["images"]), len(summary["skipped"])
-    print(
-        f"{done} images segmented ({summary['images_per_second']} images/s), {skipped} skipped"
-        f" -> {Path(args.out) / 'summary.json'}"
-    )
+    print("\n".join(summary_lines(summary, args.out)))
+    skipped = len(summary["skipped"])
     if skipped:
-        print(
-            f"zeroseg: {skipped} of {done + skipped} inputs skipped (listed in summary.json)",
-            file=sys.stderr,
-        )
+        print(f"zeroseg: {skipped} inputs skipped (listed in summary.json)", file=sys.stderr)
     return 1 if skipped else 0
 
 
@@ -147,8 +132,9 @@ def _add_export(sub) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from zeroseg.config import resolve_config
+    from zeroseg.inference.config import InferenceConfig
     from zeroseg.inference.release import export_release, read_results
-    from zeroseg.inference.segmenter import InferenceConfig, changed_fields
+    from zeroseg.inference.segmenter import changed_fields
 
     inference = changed_fields(resolve_config(InferenceConfig, overrides=args.overrides))
     results = read_results(args.results) if args.results else None
@@ -159,9 +145,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="a web page to segment uploaded images (needs [serve])")
-    p.add_argument(
-        "--checkpoint", required=True, help="run directory, checkpoint, release folder or Hub id"
-    )
+    p.add_argument("--checkpoint", required=True, help="run, checkpoint, release or Hub id")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on [127.0.0.1]")
     p.add_argument("--port", type=int, default=7860, help="port [7860]")
     p.add_argument("--classes", default="", help="class names filled in on the page")
@@ -179,30 +163,22 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="the whole method in a synthetic world on CPU: scenes, teacher, student, report",
-    )
+    p = sub.add_parser("demo", help="[lab] the whole method in a synthetic world, on a CPU")
     p.add_argument("--out", help="output folder (out_dir) [zeroseg-demo]")
     p.add_argument("--cache", help="teacher cache folder (cache_dir) [~/.cache/zeroseg]")
     p.add_argument("--seed", type=int, help="world and training seed (seed) [0]")
     p.add_argument("--steps", type=int, help="student optimiser steps (steps)")
     p.add_argument("--train-images", type=int, help="training scenes (train_images)")
     p.add_argument("--val-images", type=int, help="validation scenes (val_images)")
-    p.add_argument(
-        "--train-teacher",
-        action="store_const",
-        const=True,
-        help="train the caption teacher (cached) instead of using the shipped one",
-    )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="student config overrides")
+    p.add_argument("--train-teacher", action="store_true", default=None,
+                   help="train the caption teacher (cached) instead of using the shipped one")  # fmt: skip
+    _add_progress_and_overrides(p, "student config overrides")
     p.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from zeroseg.config import resolve_config
-    from zeroseg.synthetic.demo import DemoConfig, release_dir, run_demo
+    from zeroseg.synthetic.demo import DemoConfig, run_demo, summary_lines
 
     flags = {
         "out": "out_dir", "cache": "cache_dir", "seed": "seed", "steps": "steps",
@@ -212,27 +188,14 @@ def _run_demo(args: argparse.Namespace) -> int:
     cfg = resolve_config(DemoConfig, overrides=_flag_overrides(args, flags))
     cfg = dataclasses.replace(cfg, student_overrides=tuple(args.overrides))
     metrics = run_demo(cfg, progress=not args.no_progress)
-    for name, values in metrics.items():
-        if "miou" in values:
-            print(
-                f"{name:28s} mIoU {values['miou']:.2f}  pixel accuracy {values['pixel_accuracy']:.2f}"
-            )
-    summary = metrics["summary"]
-    print(f"zeroseg / {summary['best_baseline']}: {summary['ratio_to_best_baseline']}x")
-    print(f"report: {cfg.out_dir / 'report.md'}")
-    classes = ", ".join(metrics["zeroseg"]["per_class_iou"])
-    print(f'serve the student: zeroseg serve --checkpoint {release_dir(cfg)} --classes "{classes}"')
+    print("\n".join(summary_lines(metrics, cfg)))
     return 0
 
 
 def _add_teacher(sub) -> None:
-    p = sub.add_parser(
-        "teacher",
-        help="train the synthetic world's caption CLIP teacher (the one the package ships)",
-    )
+    p = sub.add_parser("teacher", help="[lab] train the synthetic world's caption teacher")
     p.add_argument("--out", required=True, help="folder for teacher.safetensors and teacher.json")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="CaptionCLIPConfig fields")
+    _add_progress_and_overrides(p, "CaptionCLIPConfig fields")
     p.set_defaults(handler=_run_teacher)
 
 
@@ -250,15 +213,12 @@ def _run_teacher(args: argparse.Namespace) -> int:
 
 
 def _add_cache_teacher(sub) -> None:
-    p = sub.add_parser(
-        "cache-teacher", help="pre-compute the teacher's view embeddings of a dataset"
-    )
+    p = sub.add_parser("cache-teacher", help="pre-compute the teacher's views of a dataset")
     p.add_argument("--preset", default="tiny", help="preset name or YAML path [tiny]")
     p.add_argument("--data", required=True, help="folder of training images")
     p.add_argument("--cache", required=True, help="cache folder (data.teacher_cache)")
     p.add_argument("--chunk-rows", type=int, default=1024, help="images per chunk file [1024]")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="key=value")
+    _add_progress_and_overrides(p, "experiment config overrides")
     p.set_defaults(handler=_run_cache_teacher)
 
 
@@ -274,9 +234,7 @@ def _run_cache_teacher(args: argparse.Namespace) -> int:
 
 
 def _add_pack(sub) -> None:
-    p = sub.add_parser(
-        "pack", help="write training crops (and teacher views) as WebDataset tar shards"
-    )
+    p = sub.add_parser("pack", help="training crops (and teacher views) as WebDataset shards")
     p.add_argument("--preset", default="tiny", help="preset name or YAML path [tiny]")
     p.add_argument("--data", required=True, help="folder of images, or a text file listing them")
     p.add_argument("--out", required=True, help="folder for the shards and manifest.json")
@@ -285,8 +243,7 @@ def _add_pack(sub) -> None:
     p.add_argument("--encoding", default="jpeg", choices=["jpeg", "raw"], help="crop storage")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality [95]")
     p.add_argument("--seed", type=int, default=0, help="shuffle of the records before cutting")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="key=value")
+    _add_progress_and_overrides(p, "experiment config overrides")
     p.set_defaults(handler=_run_pack)
 
 
@@ -304,60 +261,38 @@ def _run_pack(args: argparse.Namespace) -> int:
 def _add_evaluate(sub) -> None:
     from zeroseg.benchmark.protocols import DATASETS, PROTOCOLS
 
-    p = sub.add_parser(
-        "evaluate", help="benchmark mIoU with a published protocol (VOC, Context, COCO)"
-    )
+    p = sub.add_parser("evaluate", help="benchmark mIoU with a published protocol")
     p.add_argument("--checkpoint", help="run directory or checkpoint (the student)")
     p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument(
-        "--data-root", required=True, help="dataset root (e.g. the folder with VOCdevkit)"
-    )
-    p.add_argument(
-        "--protocol", default="zeroseg", choices=list(PROTOCOLS), help="inference protocol"
-    )
+    p.add_argument("--data-root", required=True, help="dataset root (e.g. the VOCdevkit folder)")
+    p.add_argument("--protocol", default="zeroseg", choices=list(PROTOCOLS), help="[zeroseg]")
     _add_method(p)
     p.add_argument("--vocabulary", choices=["groupvit", "sclip"], help="class-name flavour")
     p.add_argument("--save-predictions", metavar="DIR", help="write label PNGs here")
     p.add_argument("--out", required=True, help="folder for results.json and results.md")
     p.add_argument("--device", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="InferenceConfig overrides")
+    _add_progress_and_overrides(p, "InferenceConfig overrides")
     p.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from zeroseg.benchmark.datasets import build_dataset
-    from zeroseg.benchmark.evaluation import benchmark_settings, evaluate
-    from zeroseg.benchmark.protocols import protocol_config
-    from zeroseg.benchmark.vocabularies import load_vocabulary
-    from zeroseg.config import resolve_config
-    from zeroseg.inference.segmenter import InferenceConfig
-    from zeroseg.runtime.distributed import init_distributed, select_device
+    from zeroseg.benchmark.run import run_benchmark
 
-    base, flavour = protocol_config(args.protocol, args.dataset)
-    config = resolve_config(InferenceConfig, overrides=args.overrides, base=base)
-    vocabulary = load_vocabulary(args.dataset, args.vocabulary or flavour)
-    dataset = build_dataset(args.dataset, args.data_root)
-    device = select_device(args.device or "auto")
-    init_distributed(device)
-    segmenter, checkpoint, teacher = _evaluation_model(args, config, device)
-    settings = benchmark_settings(
-        args.protocol, args.dataset, segmenter.config, vocabulary, checkpoint=checkpoint,
-        teacher=teacher, method=args.method,
-    )  # fmt: skip
-    results = evaluate(
-        segmenter, dataset, out_dir=args.out, vocabulary=vocabulary, settings=settings,
-        save_predictions=args.save_predictions, progress=not args.no_progress,
+    results = run_benchmark(
+        args.dataset, args.data_root, args.out, protocol=args.protocol, method=args.method,
+        checkpoint=args.checkpoint, overrides=args.overrides, vocabulary=args.vocabulary,
+        teacher_model=args.teacher, teacher_pretrained=args.teacher_pretrained,
+        device=args.device, save_predictions=args.save_predictions,
+        progress=not args.no_progress,
     )  # fmt: skip
     print(f"{args.dataset} ({args.protocol}): mIoU {results['miou']:.2f}  -> {Path(args.out)}")
     return 0
 
 
-METHODS = ("zeroseg", "maskclip", "sclip", "clearclip", "naclip", "teacher-dense")
-
-
 def _add_method(p: argparse.ArgumentParser) -> None:
     """``--method`` and the teacher flags of the training-free readouts."""
+    from zeroseg.inference.methods import METHODS
+
     p.add_argument(
         "--method", default="zeroseg", choices=METHODS,
         help="the student (zeroseg) or a training-free readout of the teacher (teacher-dense = "
@@ -367,43 +302,13 @@ def _add_method(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-pretrained", help="readouts: tag or file [teacher.pretrained]")
 
 
-def _evaluation_model(args, config, device):
-    """The student's Segmenter, or a teacher-only dense readout (its teacher from the checkpoint's
-    config or from --teacher/--teacher-pretrained)."""
-    from zeroseg.inference.segmenter import Segmenter
+def _method_model(args: argparse.Namespace, config, device):
+    """The ``--method`` segmenter (``zeroseg.inference.methods.build_method``)."""
+    from zeroseg.inference.methods import build_method
 
-    if args.method == "zeroseg":
-        if not args.checkpoint:
-            raise ZeroSegError("--checkpoint is required with --method zeroseg")
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, config, device=device)
-        teacher = segmenter.experiment_config.teacher
-        return segmenter, segmenter.checkpoint_path, f"{teacher.model}/{teacher.pretrained}"
-    from zeroseg.config import TeacherConfig, resolve_config
-    from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
-    from zeroseg.models.teacher import build_teacher
-
-    if args.checkpoint:
-        teacher_cfg = _checkpoint_teacher(args.checkpoint)
-    else:
-        flags = {"teacher": "model", "teacher_pretrained": "pretrained"}
-        teacher_cfg = resolve_config(TeacherConfig, overrides=_flag_overrides(args, flags))
-    teacher = build_teacher(teacher_cfg).to(device)
-    readout = "maskclip" if args.method == "teacher-dense" else args.method
-    return (
-        DenseCLIPSegmenter(teacher, config, readout=readout),
-        None,
-        f"{teacher_cfg.model}/{teacher_cfg.pretrained}",
+    return build_method(
+        args.method, config, device, args.checkpoint, args.teacher, args.teacher_pretrained
     )
-
-
-def _checkpoint_teacher(source):
-    """The teacher config of a run, checkpoint or release."""
-    from zeroseg.inference.release import names_a_release, release_teacher
-    from zeroseg.training.checkpoint import load_experiment_config
-
-    if names_a_release(source):
-        return release_teacher(source)
-    return load_experiment_config(source).teacher
 
 
 def _add_prepare(sub) -> None:
@@ -417,14 +322,9 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from zeroseg.benchmark import prepare
+    from zeroseg.benchmark.prepare import prepare_dataset
 
-    if args.dataset == "voc":
-        prepare.prepare_voc(args.root)
-    elif args.dataset == "context":
-        prepare.prepare_context(args.root, annotations=args.annotations, overwrite=args.overwrite)
-    else:
-        prepare.prepare_coco_object(args.root, source=args.source, overwrite=args.overwrite)
+    prepare_dataset(args.dataset, args.root, args.annotations, args.source, args.overwrite)
     return 0
 
 
@@ -436,13 +336,9 @@ def _add_config(sub) -> None:
 
 
 def _run_config(args: argparse.Namespace) -> int:
-    import yaml
+    from zeroseg.config import config_yaml, load_config
 
-    from zeroseg.config import load_config, to_dict
-
-    print(
-        yaml.safe_dump(to_dict(load_config(args.preset, args.overrides)), sort_keys=False), end=""
-    )
+    print(config_yaml(load_config(args.preset, args.overrides)), end="")
     return 0
 
 
@@ -453,19 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = (
-        _add_train,
-        _add_cache_teacher,
-        _add_pack,
-        _add_segment,
-        _add_evaluate,
-        _add_prepare,
-        _add_export,
-        _add_serve,
-        _add_demo,
-        _add_teacher,
-    )
-    for add in (*commands, _add_config):
+    commands = (_add_train, _add_cache_teacher, _add_pack, _add_segment, _add_evaluate,
+                _add_prepare, _add_export, _add_serve, _add_demo, _add_teacher, _add_config)  # fmt: skip
+    for add in commands:
         add(sub)
     return parser
 
@@ -477,21 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ZeroSegError as error:
-        print(f"zeroseg: error: {_from_a_worker(error) or error}", file=sys.stderr)
+        print(f"zeroseg: error: {error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zeroseg: interrupted", file=sys.stderr)
         return 130
-
-
-def _from_a_worker(error: Exception) -> str | None:
-    """The message of a ``ZeroSegError`` raised in a DataLoader worker, which the DataLoader
-    re-raises with the worker's traceback as its message; None for one raised here."""
-    text = str(error)
-    if not text.startswith("Caught ZeroSegError in DataLoader worker"):
-        return None
-    last = text.strip().splitlines()[-1]
-    return last.split("ZeroSegError: ", 1)[-1]
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -29,6 +29,9 @@ from zeroseg.runtime.atomic import atomic_write_text
 
 T = TypeVar("T")
 
+# The training-free dense readouts of a CLIP teacher (``zeroseg.models.dense_readout``).
+READOUTS = ("maskclip", "sclip", "clearclip", "naclip")
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -466,6 +469,11 @@ def check(condition: bool, message: str) -> None:
         raise ZeroSegError(message)
 
 
+def config_yaml(config: Any) -> str:
+    """A resolved config as YAML text, fields in their declared order."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
 def save_config(config: Any, path: Path) -> None:
     """Write a resolved config as YAML, atomically."""
-    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+    atomic_write_text(path, config_yaml(config))

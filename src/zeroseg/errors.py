@@ -13,3 +13,13 @@ def first_line(error: BaseException) -> str:
     wrapping a library's multi-line error into a one-line ``ZeroSegError``."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def error_line(error: Exception) -> str:
+    """The one line to show for a ``ZeroSegError``; for one raised in a DataLoader worker (which
+    the DataLoader re-raises with the worker's traceback as its message), the worker's own line."""
+    text = str(error)
+    if not text.startswith("Caught ZeroSegError in DataLoader worker"):
+        return text
+    last = text.strip().splitlines()[-1]
+    return last.split("ZeroSegError: ", 1)[-1]

@@ -173,3 +173,18 @@ def _segment_one(segmenter, item: InputImage, out: Path, document) -> dict | Ski
     if document is not None:
         document.add(f"{item.key}{item.path.suffix}", result.labels.cpu().numpy().astype(np.int64))
     return {"path": str(item.path), "output": f"{item.key}.png", **summary}
+
+
+def summary_lines(summary: dict, out_dir: str | Path, shown: int = 20) -> list[str]:
+    """What ``zeroseg segment`` prints: the classes found in the first ``shown`` images, then the
+    counts and where ``summary.json`` is."""
+    lines = []
+    for record in summary["images"][:shown]:
+        found = ", ".join(f"{k} {v['fraction']:.0%}" for k, v in record["classes"].items())
+        lines.append(f"{record['path']}: {found}")
+    done, skipped = len(summary["images"]), len(summary["skipped"])
+    lines.append(
+        f"{done} images segmented ({summary['images_per_second']} images/s), {skipped} skipped"
+        f" -> {Path(out_dir) / 'summary.json'}"
+    )
+    return lines

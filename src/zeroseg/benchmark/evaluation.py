@@ -13,7 +13,6 @@ optionally one palette PNG of predicted class indices per image, named by the im
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -30,6 +29,7 @@ from zeroseg.errors import ZeroSegError
 from zeroseg.runtime.atomic import atomic_write_text
 from zeroseg.runtime.distributed import rank_and_world
 from zeroseg.runtime.progress import progress as progress_bar
+from zeroseg.runtime.weights_file import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -193,18 +193,6 @@ def _plain(value):
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file (checkpoint identity for the results)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ZeroSegError(f"cannot hash {path}: not a file")
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def benchmark_settings(

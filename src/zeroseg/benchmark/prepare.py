@@ -374,3 +374,20 @@ def _coco_image_warnings(root: Path, split: str, raw: list[Path]) -> list[str]:
     if missing:
         return [f"{len(missing)} images in {image_dir} have no label, e.g. {sorted(missing)[0]}"]
     return []
+
+
+def prepare_dataset(
+    dataset: str,
+    root: str | Path,
+    annotations: str | Path | None = None,
+    source: str | Path | None = None,
+    overwrite: bool = False,
+) -> PrepareReport:
+    """``zeroseg prepare``: convert or verify one benchmark's files (voc, context, coco-object)."""
+    if dataset == "voc":
+        return prepare_voc(root)
+    if dataset == "context":
+        return prepare_context(root, annotations=annotations, overwrite=overwrite)
+    if dataset == "coco-object":
+        return prepare_coco_object(root, source=source, overwrite=overwrite)
+    raise ZeroSegError(f"unknown dataset {dataset!r} to prepare: use voc, context or coco-object")

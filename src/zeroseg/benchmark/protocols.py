@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from zeroseg.errors import ZeroSegError
-from zeroseg.inference.segmenter import InferenceConfig
+from zeroseg.inference.config import InferenceConfig
 
 DATASETS = ("voc", "voc20", "context", "context59", "coco-object")
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from zeroseg.inference.segmenter import InferenceConfig, WindowSegmenter
+from zeroseg.inference.config import InferenceConfig
+from zeroseg.inference.segmenter import WindowSegmenter
 from zeroseg.models.teacher import CLIPTeacher, grid_boxes
 
 

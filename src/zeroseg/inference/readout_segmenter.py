@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zeroseg.inference.segmenter import InferenceConfig, WindowSegmenter, pad_to_multiple
+from zeroseg.inference.config import InferenceConfig
+from zeroseg.inference.segmenter import WindowSegmenter, pad_to_multiple
 from zeroseg.models.dense_readout import dense_features, readout_stride
 
 

@@ -35,10 +35,10 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import Tensor, nn
 
+from zeroseg.config import READOUTS
 from zeroseg.errors import ZeroSegError
 
 RESNET_STRIDE = 32  # ModifiedResNet: stem /4, then layers 2, 3 and 4 each /2
-READOUTS = ("maskclip", "sclip", "clearclip", "naclip")
 NACLIP_STD = 5.0  # NACLIP's neighbourhood Gaussian, in patch units (its default gaussian_std)
 
 

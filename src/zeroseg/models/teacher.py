@@ -170,6 +170,16 @@ class CLIPTeacher(nn.Module):
         return torch.stack(embeddings)
 
 
+def check_student_matches(teacher: CLIPTeacher, out_dim: int, source: str) -> None:
+    """The student's segment embeddings must live in the teacher's space: ``seg_head.out_dim``
+    equal to the teacher's embedding size, else a one-line error naming ``source``."""
+    if teacher.embed_dim != out_dim:
+        raise ZeroSegError(
+            f"{source}: seg_head.out_dim={out_dim} must equal the teacher's embedding size "
+            f"{teacher.embed_dim}"
+        )
+
+
 def resize_views(images: Tensor, size: int) -> Tensor:
     """(B, 3, h, w) [0,1] crops -> (B, 3, size, size): bicubic, antialiased, clamped to [0, 1]."""
     if images.shape[-2:] == (size, size):

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def _umask_mode() -> int:
     mask = os.umask(0)
@@ -53,4 +51,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save(obj)`` to ``path`` atomically."""
+    import torch  # here, so that writing text does not load torch (``zeroseg --help``)
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))

@@ -41,7 +41,9 @@ def read_weights(path: str | Path, what: str, mmap: bool = False) -> Any:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file, read in 1 MiB blocks; a path that is no file is a one-line error."""
+    if not Path(path).is_file():
+        raise ZeroSegError(f"cannot hash {path}: not a file")
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

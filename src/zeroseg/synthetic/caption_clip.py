@@ -41,6 +41,7 @@ from zeroseg.synthetic.scenes import (
     generate_scene,
 )
 from zeroseg.synthetic.views import preprocess, view_accuracy, zero_shot_accuracy
+from zeroseg.training.optim import lr_at, param_groups
 
 logger = logging.getLogger(__name__)
 
@@ -131,19 +132,10 @@ def crop_bank(config: CaptionCLIPConfig) -> tuple[np.ndarray, list[str]]:
     return images, captions
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        small = param.ndim < 2 or "bn" in name or "ln" in name or "logit_scale" in name
-        (no_decay if small or "embedding" in name else decay).append(param)
-    return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
-
-
-def _lr_at(step: int, config: CaptionCLIPConfig) -> float:
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+def _no_decay_for_clip(name: str, param: nn.Parameter) -> bool:
+    """open_clip's rule: no decay on biases, norms, embeddings and the logit scale."""
+    small = param.ndim < 2 or "bn" in name or "ln" in name or "logit_scale" in name
+    return small or "embedding" in name
 
 
 def contrastive_loss(
@@ -222,13 +214,14 @@ def train_caption_clip(
 
     torch.manual_seed(config.seed)
     model = open_clip.CLIP(**model_config(config)).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    groups = param_groups(model, config.weight_decay, no_decay=_no_decay_for_clip)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     bar = progress_bar(range(config.steps), desc="caption CLIP", enabled=progress)
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, config)
+            group["lr"] = lr_at(step, config.lr, config.warmup_steps, config.steps)
         index = torch.randperm(len(bank), generator=generator)[: config.batch_size]
         flip = torch.rand(len(index), generator=generator) < 0.5  # captions are flip-invariant
         batch = preprocess(bank[index], config.image_size)

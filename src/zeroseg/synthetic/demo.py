@@ -27,10 +27,11 @@ import torch
 from zeroseg.benchmark.datasets import VOCSegmentation
 from zeroseg.config import ExperimentConfig, check, load_config
 from zeroseg.errors import ZeroSegError
+from zeroseg.inference.config import InferenceConfig
 from zeroseg.inference.crop_segmenter import GridCropSegmenter, SlidingCropSegmenter
 from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
 from zeroseg.inference.release import export_release
-from zeroseg.inference.segmenter import InferenceConfig, Segmenter, changed_fields
+from zeroseg.inference.segmenter import Segmenter, changed_fields
 from zeroseg.runtime.atomic import atomic_write_text
 from zeroseg.synthetic import writers
 from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, load_or_train_caption_clip
@@ -211,3 +212,21 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 def release_dir(cfg: DemoConfig) -> Path:
     """Where the demo's student is exported as a release (``zeroseg serve --checkpoint``)."""
     return cfg.out_dir / "model"
+
+
+def summary_lines(metrics: dict, cfg: DemoConfig) -> list[str]:
+    """What ``zeroseg demo`` prints: each method's mIoU, the ratio to the best baseline, where the
+    report is, and the command that serves the student."""
+    lines = [
+        f"{name:28s} mIoU {values['miou']:.2f}  pixel accuracy {values['pixel_accuracy']:.2f}"
+        for name, values in metrics.items()
+        if "miou" in values
+    ]
+    summary = metrics["summary"]
+    classes = ", ".join(metrics["zeroseg"]["per_class_iou"])
+    return [
+        *lines,
+        f"zeroseg / {summary['best_baseline']}: {summary['ratio_to_best_baseline']}x",
+        f"report: {cfg.out_dir / 'report.md'}",
+        f'serve the student: zeroseg serve --checkpoint {release_dir(cfg)} --classes "{classes}"',
+    ]

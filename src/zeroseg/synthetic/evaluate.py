@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from zeroseg.benchmark.diagnostics import GroupingStats, oracle_labels
 from zeroseg.benchmark.metrics import ConfusionMatrix
 from zeroseg.runtime.progress import progress as progress_bar
@@ -63,15 +61,3 @@ def evaluate_methods(
         metrics[name]["oracle_miou"] = _scores(matrix.summary(list(class_names)))["miou"]
         metrics[name].update(grouping[name].summary())
     return metrics, kept
-
-
-@torch.no_grad()
-def zero_shot_accuracy(
-    teacher, images: torch.Tensor, targets: torch.Tensor, names, templates: str
-) -> float:
-    """Share of (B, 3, H, W) images whose best class (teacher zero-shot) equals ``targets`` (B,)."""
-    from zeroseg.inference.text_queries import TextQueries
-
-    queries = TextQueries.build(teacher, list(names), templates)
-    probs = queries.probabilities(teacher.encode_images(images), 100.0)
-    return float((probs.argmax(-1).cpu() == targets).float().mean())

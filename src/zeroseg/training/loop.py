@@ -23,7 +23,7 @@ from zeroseg.config import ExperimentConfig, save_config, to_dict
 from zeroseg.data.training_data import training_data
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.build import build_zeroseg
-from zeroseg.models.teacher import build_teacher
+from zeroseg.models.teacher import build_teacher, check_student_matches
 from zeroseg.runtime.atomic import atomic_write_text
 from zeroseg.runtime.distributed import (
     DistInfo,
@@ -131,11 +131,7 @@ def _train(
     info: DistInfo,
 ) -> TrainResult:
     teacher = build_teacher(config.teacher).to(device)
-    if teacher.embed_dim != config.seg_head.out_dim:
-        raise ZeroSegError(
-            f"seg_head.out_dim={config.seg_head.out_dim} must equal the teacher's embedding size "
-            f"{teacher.embed_dim} ({config.teacher.model})"
-        )
+    check_student_matches(teacher, config.seg_head.out_dim, f"teacher {config.teacher.model}")
     data = training_data(config, info, device, teacher, progress)
     schedule = make_schedule(config, data.num_images, info.world_size)
     # Seeded here, after the teacher and its view cache (which may draw random numbers), so that

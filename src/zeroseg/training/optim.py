@@ -7,6 +7,7 @@ linear warm-up, then half-cycle cosine decay to ``min_lr``, stepped per optimise
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -17,18 +18,29 @@ def effective_lr(base_lr: float, batch_size: int) -> float:
     return base_lr * batch_size / 256
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only: no decay on biases, norms, tokens and position embeddings."""
-    decay, no_decay = [], []
+def no_decay_for_student(name: str, param: nn.Parameter) -> bool:
+    """MAE's rule: no decay on biases, norms, tokens and position embeddings."""
+    skip = param.ndim <= 1 or name.endswith(("pos_embed", "cls_token", "mask_token"))
+    return skip or "group_tokens" in name
+
+
+def param_groups(
+    model: nn.Module,
+    weight_decay: float,
+    no_decay: Callable[[str, nn.Parameter], bool] = no_decay_for_student,
+) -> list[dict]:
+    """Two AdamW groups: decay on the trainable parameters ``no_decay`` does not exempt.
+
+    Args:
+        no_decay: (name, parameter) -> True for parameters trained without weight decay.
+    """
+    decay, exempt = [], []
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        skip = param.ndim <= 1 or name.endswith(("pos_embed", "cls_token", "mask_token"))
-        skip = skip or "group_tokens" in name
-        (no_decay if skip else decay).append(param)
+        if param.requires_grad:
+            (exempt if no_decay(name, param) else decay).append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": exempt, "weight_decay": 0.0},
     ]
 
 
