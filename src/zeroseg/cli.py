@@ -115,9 +115,10 @@ def _run_segment(args: argparse.Namespace) -> int:
         segmenter, inputs, missing, args.out, coco=args.coco, progress=not args.no_progress
     )
     print("\n".join(summary_lines(summary, args.out)))
-    skipped = len(summary["skipped"])
+    done, skipped = len(summary["images"]), len(summary["skipped"])
     if skipped:
-        print(f"zeroseg: {skipped} inputs skipped (listed in summary.json)", file=sys.stderr)
+        print(f"zeroseg: {skipped} of {done + skipped} inputs skipped (listed in summary.json)",
+              file=sys.stderr)  # fmt: skip
     return 1 if skipped else 0
 
 

@@ -333,7 +333,7 @@ def _read_preset(preset: str | Path) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml") and path.is_file():
         text = path.read_text()
     else:
-        resource = resources.files("zeroseg").joinpath("configs", f"{preset}.yaml")
+        resource = resources.files("zeroseg").joinpath("configs").joinpath(f"{preset}.yaml")
         if not resource.is_file():
             names = ", ".join(preset_names())
             raise ZeroSegError(f"unknown preset {str(preset)!r}: use one of {names} or a YAML path")
@@ -352,7 +352,7 @@ def _merge(data: dict[str, Any], update: dict[str, Any], cls: type) -> None:
     hints = typing.get_type_hints(cls)
     for key, value in update.items():
         hint = hints.get(key)
-        if hint is not None and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
             section = data.get(key)
             data[key] = section = dict(section) if isinstance(section, dict) else {}
             _merge(section, value, hint)
@@ -385,7 +385,15 @@ def to_dict(config: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(config))
 
 
-def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, prefix: str = "") -> T:
+@typing.overload
+def from_dict(data: dict[str, Any], cls: type[T], prefix: str = "") -> T: ...
+
+
+@typing.overload
+def from_dict(data: dict[str, Any], *, prefix: str = "") -> ExperimentConfig: ...
+
+
+def from_dict(data: dict[str, Any], cls: type[Any] = ExperimentConfig, prefix: str = "") -> Any:
     """Build a dataclass from a nested dict, checking keys and coercing values to field types."""
     if not isinstance(data, dict):
         raise ZeroSegError(f"config section {prefix.rstrip('.') or 'root'} must be a mapping")
@@ -399,7 +407,7 @@ def from_dict(data: dict[str, Any], cls: type[T] = ExperimentConfig, prefix: str
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[name] = from_dict(value, hint, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, hint, f"{prefix}{name}")

@@ -81,7 +81,8 @@ def _is_image_file(path: Path) -> bool:
 
 
 def _unique(keys) -> list[str]:
-    out, seen = [], {}
+    out: list[str] = []
+    seen: dict[str, int] = {}
     for key in keys:
         seen[key] = seen.get(key, 0) + 1
         out.append(key if seen[key] == 1 else f"{key}_{seen[key]}")

@@ -55,7 +55,7 @@ def segment_for_page(
     label_png = Path(out_dir) / f"labels_{uuid.uuid4().hex[:12]}.png"
     save_label_png(labels, label_png)
     scale = display_scale(rgb.width)
-    big = rgb.resize((rgb.width * scale, rgb.height * scale), Image.NEAREST)
+    big = rgb.resize((rgb.width * scale, rgb.height * scale), Image.Resampling.NEAREST)
     regions = None
     if result.segment_ids is not None:
         segment_names = [result.class_names[int(c)] for c in result.segment_classes.cpu()]

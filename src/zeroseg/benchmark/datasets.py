@@ -18,8 +18,9 @@ and the other labels shift down by one (mmseg's ``reduce_zero_label``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -251,7 +252,8 @@ def _class_names_file(root: Path) -> list[str] | None:
 
 
 # benchmark name -> (reader, keyword arguments)
-BENCHMARKS: dict[str, tuple[type[SegmentationDataset], dict]] = {
+# each reader takes the benchmark's root folder (and ``split``) first
+BENCHMARKS: dict[str, tuple[Callable[..., SegmentationDataset], dict[str, Any]]] = {
     "voc": (VOCSegmentation, {}),
     "voc20": (VOCSegmentation, {"background_to_ignore": True}),
     "context": (PascalContextSegmentation, {}),

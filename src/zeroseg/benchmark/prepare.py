@@ -334,7 +334,7 @@ def prepare_coco_object(
     root = Path(root)
     lut, allowed = coco_stuff_to_object_lut(), _coco_raw_allowed()
     counts, warnings = {}, []
-    pixels = present = None
+    pixels, present = np.zeros(81, np.int64), np.zeros(81, np.int64)  # per split, below
     for split in splits:
         raw_dir = _coco_source(root, Path(source) if source else None, split)
         raw = sorted(p for p in raw_dir.glob("*.png") if "TrainIds" not in p.name)

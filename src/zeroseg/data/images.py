@@ -44,7 +44,7 @@ def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     try:
         with warnings.catch_warnings():  # PIL's bomb warning: the size guard below decides
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img: Image.Image = Image.open(path)
         with img:
             _guard_size(img, path, max_pixels)
             img = ImageOps.exif_transpose(img)
@@ -107,7 +107,7 @@ def resize_center_crop(img: Image.Image, resize_short: int, crop: int) -> Image.
     w, h = img.size
     scale = resize_short / min(w, h)
     new_w, new_h = max(crop, round(w * scale)), max(crop, round(h * scale))
-    img = img.resize((new_w, new_h), Image.BICUBIC)
+    img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
     left, top = (new_w - crop) // 2, (new_h - crop) // 2
     return img.crop((left, top, left + crop, top + crop))
 

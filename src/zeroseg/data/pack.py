@@ -159,7 +159,7 @@ class ShardPacker:
             members.append([(f"{key}.{suffix}", data), (f"{key}.name.txt", name)])
             crops.append(decode_crop(suffix, data))  # the teacher sees what the student will
         if self.teacher is not None and crops:
-            views = self._views(torch.stack(crops))
+            views = self._views(self.teacher, torch.stack(crops))
             for record, row in zip(members, views):
                 record.insert(1, (record[0][0].split(".")[0] + ".views.npy", npy_bytes(row)))
         path = self.out_dir / f"{self.names[index]}.tar"
@@ -167,10 +167,10 @@ class ShardPacker:
         return [path], len(members), {"skipped": skipped}
 
     @torch.no_grad()
-    def _views(self, crops: torch.Tensor) -> np.ndarray:
+    def _views(self, teacher: CLIPTeacher, crops: torch.Tensor) -> np.ndarray:
         """(N, V, D) float16 teacher views of (N, 3, S, S) crops."""
         parts = [
-            self.teacher.encode_views(batch.to(self.device)).cpu().numpy().astype(np.float16)
+            teacher.encode_views(batch.to(self.device)).cpu().numpy().astype(np.float16)
             for batch in crops.split(self.batch_size)
         ]
         return np.concatenate(parts)
@@ -198,7 +198,8 @@ def pack(
             out_dir, images, options, teacher, device, config.optim.micro_batch_size
         )
         records = run_shards(out_dir, packer.names, packer, info, progress, desc="pack")
-        manifest = _write_manifest(out_dir, identity, records) if info.is_main else None
+        # records: the main rank's (None on the others)
+        manifest = _write_manifest(out_dir, identity, records) if records is not None else None
         barrier(info)
         return manifest or read_json(out_dir / "manifest.json", "pack manifest")
     finally:

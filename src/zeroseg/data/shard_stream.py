@@ -196,8 +196,11 @@ class ShardStream(IterableDataset):
         records: dict[str, dict[str, bytes]] = {}
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for member in tar.getmembers():
+                handle = tar.extractfile(member)
+                if handle is None:  # a folder or other member without data
+                    continue
                 key, _, suffix = member.name.partition(".")
-                records.setdefault(key, {})[suffix] = tar.extractfile(member).read()
+                records.setdefault(key, {})[suffix] = handle.read()
         if len(records) != entry["count"]:
             raise ZeroSegError(
                 f"shard {url} holds {len(records)} records, manifest says {entry['count']}"

@@ -129,4 +129,4 @@ def run_shards(
     missing = [name for name, record in zip(names, records) if record is None]
     if missing:
         raise ZeroSegError(f"{len(missing)} shards are missing after the job, e.g. {missing[0]}")
-    return records
+    return [record for record in records if record is not None]  # all of them, checked above

@@ -216,7 +216,7 @@ def fill_cache(
         return files, len(part), {}
 
     records = run_shards(cache_dir, names, write_chunk, info, progress, desc="teacher views")
-    if info.is_main:
+    if records is not None:  # the main rank's (None on the others)
         files = {name: stamp for record in records for name, stamp in record["files"].items()}
         complete = {**identity, "complete": True, "files": files}
         atomic_write_text(cache_dir / "meta.json", json.dumps(complete))

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from zeroseg.config import ExperimentConfig
 from zeroseg.data.images import ImageFolder
 from zeroseg.data.shard_stream import ShardStream
-from zeroseg.data.teacher_cache import cached_dataset, teacher_identity
+from zeroseg.data.teacher_cache import CachedViews, cached_dataset, teacher_identity
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.teacher import CLIPTeacher
 from zeroseg.runtime.distributed import DistInfo
@@ -61,10 +61,12 @@ class TrainingData:
                 self.position.set_position(epoch, done)
                 yield from self.loader
                 epoch, done = epoch + 1, 0
-        per_epoch = len(self.position.sampler) // self.loader.batch_size  # drop_last
+        batch_size = self.loader.batch_size
+        assert batch_size is not None  # a folder's loader batches (``_loader``)
+        per_epoch = len(self.position.sampler) // batch_size  # drop_last
         epoch, done = divmod(consumed, per_epoch)
         while True:
-            self.position.set_epoch(epoch, skip=done * self.loader.batch_size)
+            self.position.set_epoch(epoch, skip=done * batch_size)
             yield from self.loader
             epoch, done = epoch + 1, 0
 
@@ -81,11 +83,10 @@ def training_data(
     if config.data.shards:
         stream = pack_stream(config, info)
         return TrainingData(stream.num_images, _loader(config, stream, device), stream)
-    dataset: Dataset = ImageFolder(
-        config.data.root, config.encoder.image_size, config.data.resize_short
-    )
+    images = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
+    dataset: ImageFolder | CachedViews = images
     if config.data.teacher_cache:
-        dataset = cached_dataset(config, dataset, teacher, device, info, progress)
+        dataset = cached_dataset(config, images, teacher, device, info, progress)
     sampler = ResumableSampler(
         DistributedSampler(
             dataset, info.world_size, info.rank, shuffle=True, seed=config.train.seed,

@@ -46,16 +46,15 @@ class _CropSegmenter(WindowSegmenter):
         height, width = image.shape[-2:]
         boxes = self.boxes(height, width)
         embeddings = self.teacher.encode_crops(window, boxes)[0]  # (n, D)
-        probs = self.vocabulary.probabilities(embeddings, self.config.logit_scale)  # (n, K')
+        vocab = self._queries
+        probs = vocab.probabilities(embeddings, self.config.logit_scale)  # (n, K')
         total = torch.zeros(probs.shape[1], height, width, device=image.device)
         count = torch.zeros(1, height, width, device=image.device)
         for (y0, y1, x0, x1), p in zip(boxes, probs):
             total[:, y0:y1, x0:x1] += p[:, None, None]
             count[:, y0:y1, x0:x1] += 1
-        best = float(probs[:, : self.vocabulary.num_classes].max())
-        return self.vocabulary.with_background(
-            total / count.clamp(min=1), self.config.bg_threshold, best
-        )
+        best = float(probs[:, : vocab.num_classes].max())
+        return vocab.with_background(total / count.clamp(min=1), self.config.bg_threshold, best)
 
 
 class GridCropSegmenter(_CropSegmenter):

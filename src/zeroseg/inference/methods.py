@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zeroseg.config import READOUTS, TeacherConfig, resolve_config
 from zeroseg.errors import ZeroSegError
 from zeroseg.inference.config import InferenceConfig
+
+if TYPE_CHECKING:
+    from zeroseg.inference.segmenter import WindowSegmenter
 
 # "teacher-dense" is the older name of "maskclip".
 METHODS = ("zeroseg", *READOUTS, "teacher-dense")
@@ -26,7 +30,7 @@ class MethodModel:
         teacher: the teacher's identity, e.g. "ViT-L-14/openai".
     """
 
-    segmenter: object
+    segmenter: WindowSegmenter
     checkpoint: Path | None
     teacher: str
 
@@ -54,9 +58,10 @@ def build_method(
 
         if not checkpoint:
             raise ZeroSegError("--checkpoint is required with --method zeroseg")
-        segmenter = Segmenter.from_checkpoint(checkpoint, config, device=device)
-        teacher = segmenter.experiment_config.teacher
-        return MethodModel(segmenter, segmenter.checkpoint_path, _identity(teacher))
+        student = Segmenter.from_checkpoint(checkpoint, config, device=device)
+        experiment = student.experiment_config
+        assert experiment is not None  # from_checkpoint records it
+        return MethodModel(student, student.checkpoint_path, _identity(experiment.teacher))
     from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
     from zeroseg.models.teacher import build_teacher
 

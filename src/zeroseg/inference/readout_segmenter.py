@@ -48,7 +48,7 @@ class DenseCLIPSegmenter(WindowSegmenter):
 
     def window_scores(self, window: Tensor) -> Tensor:
         """(1, 3, h, w) [0,1] window -> (C, h, w) class scores (background channel first if set)."""
-        vocab, cfg = self.vocabulary, self.config
+        vocab, cfg = self._queries, self.config
         h, w = window.shape[-2:]
         features = self.dense_features(window)  # (D, gh, gw)
         logits = vocab.logits(features.permute(1, 2, 0), cfg.logit_scale)  # (gh, gw, Q)

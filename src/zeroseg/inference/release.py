@@ -22,14 +22,15 @@ import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from zeroseg.config import ExperimentConfig, TeacherConfig, saved_experiment_config, to_dict
 from zeroseg.errors import ZeroSegError, first_line
 from zeroseg.runtime.atomic import atomic_write_bytes, atomic_write_text
 from zeroseg.runtime.weights_file import file_sha256, read_weights
+
+if TYPE_CHECKING:
+    from zeroseg.models.zeroseg import ZeroSeg
 
 FORMAT = "zeroseg-release"
 FORMAT_VERSION = 1
@@ -41,7 +42,7 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 class Release:
     """A loaded release: the student in eval mode and what it needs to segment."""
 
-    model: torch.nn.Module
+    model: ZeroSeg
     experiment: ExperimentConfig
     teacher: TeacherConfig
     inference: dict[str, Any]

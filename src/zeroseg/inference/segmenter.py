@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zeroseg.config import ExperimentConfig, TeacherConfig
 from zeroseg.errors import ZeroSegError
 from zeroseg.inference.banded import banded_argmax, bilinear
 from zeroseg.inference.config import InferenceConfig
@@ -65,7 +66,8 @@ class SegmentationResult:
         whole tensor: for a 12 MP photo and 20 classes it is about 1 GB)."""
         if self.refined_scores is not None:
             return self.refined_scores
-        return bilinear(self.model_scores, tuple(self.labels.shape))
+        height, width = self.labels.shape
+        return bilinear(self.model_scores, (height, width))
 
 
 def resize_short_side(image: Tensor, config: InferenceConfig) -> Tensor:
@@ -88,7 +90,9 @@ def resize_short_side(image: Tensor, config: InferenceConfig) -> Tensor:
     return resized.clamp(0, 1)
 
 
-def slide_windows(height: int, width: int, window: int, stride: int) -> list[tuple[int, ...]]:
+def slide_windows(
+    height: int, width: int, window: int, stride: int
+) -> list[tuple[int, int, int, int]]:
     """mmseg's sliding grid as (y0, y1, x0, x1); the last row/column is shifted to end at the edge."""
     rows = max(height - window + stride - 1, 0) // stride + 1
     cols = max(width - window + stride - 1, 0) // stride + 1
@@ -127,6 +131,13 @@ class WindowSegmenter:
     def device(self) -> torch.device:
         return self.teacher.pixel_mean.device
 
+    @property
+    def _queries(self) -> TextQueries:
+        """The vocabulary of ``set_vocabulary`` (a one-line error before it was called)."""
+        if self.vocabulary is None:
+            raise ZeroSegError("no classes set: call set_vocabulary first")
+        return self.vocabulary
+
     def with_config(self, **changes):
         """A copy sharing models, vocabulary and text cache, with some settings changed."""
         other = copy.copy(self)
@@ -152,8 +163,7 @@ class WindowSegmenter:
     @torch.no_grad()
     def predict(self, image: Tensor) -> SegmentationResult:
         """Segment one (3, H, W) [0,1] image with the current vocabulary."""
-        if self.vocabulary is None:
-            raise ZeroSegError("no classes set: call set_vocabulary first")
+        vocabulary = self._queries
         if image.ndim != 3 or image.shape[0] != 3:
             raise ZeroSegError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
         height, width = image.shape[-2:]
@@ -177,19 +187,22 @@ class WindowSegmenter:
             segments = F.interpolate(segments[None, None].float(), size, mode="nearest")[
                 0, 0
             ].long()
-        names = list(self.vocabulary.names)
+        names = list(vocabulary.names)
         return SegmentationResult(labels, scores, names, segments, segment_classes, refined)
 
     def _slide(self, image: Tensor) -> Tensor:
         """Average window scores over mmseg's sliding grid -> (C, H, W)."""
         _, _, height, width = image.shape
+        window, stride = self.config.window, self.config.stride
+        assert window is not None and stride is not None  # set by with_model_defaults
         total, count = None, torch.zeros(1, height, width, device=image.device)
-        for y0, y1, x0, x1 in slide_windows(height, width, self.config.window, self.config.stride):
+        for y0, y1, x0, x1 in slide_windows(height, width, window, stride):
             scores = self.window_scores(image[:, :, y0:y1, x0:x1])
             if total is None:
                 total = torch.zeros(scores.shape[0], height, width, device=image.device)
             total[:, y0:y1, x0:x1] += scores
             count[:, y0:y1, x0:x1] += 1
+        assert total is not None  # slide_windows gives at least one window
         return total / count
 
     def window_outputs(self, window: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -209,6 +222,9 @@ class Segmenter(WindowSegmenter):
         teacher: the CLIP teacher the student was distilled from (its text side labels segments).
         config: inference settings.
     """
+
+    checkpoint_path: Path | None = None  # the file or release from_checkpoint/from_pretrained read
+    experiment_config: ExperimentConfig | None = None  # the config the student was trained with
 
     def __init__(self, model: ZeroSeg, teacher: CLIPTeacher, config: InferenceConfig | None = None):
         super().__init__(teacher, config, input_size=model.input_size)
@@ -257,7 +273,15 @@ class Segmenter(WindowSegmenter):
         )
 
     @classmethod
-    def _assemble(cls, model, teacher_config, experiment, source, config, device) -> Segmenter:
+    def _assemble(
+        cls,
+        model: ZeroSeg,
+        teacher_config: TeacherConfig,
+        experiment: ExperimentConfig,
+        source: Path,
+        config: InferenceConfig | None,
+        device: str | torch.device | None,
+    ) -> Segmenter:
         teacher = build_teacher(teacher_config)
         check_student_matches(teacher, experiment.seg_head.out_dim, str(source))
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -272,7 +296,7 @@ class Segmenter(WindowSegmenter):
         probs, image_best = self.segment_class_scores(out)  # (S, K'), best class probability
         onehot = F.one_hot(segment_ids, probs.shape[0]).permute(2, 0, 1).float()  # (S, h, w)
         pixel = torch.einsum("shw,sk->khw", onehot, probs)  # (K', h, w)
-        vocab = self.vocabulary
+        vocab = self._queries
         scores = vocab.with_background(pixel, self.config.bg_threshold, float(image_best))
         segment_classes = probs[:, : vocab.num_classes].argmax(1) + int(vocab.background)
         return scores, segment_ids, segment_classes
@@ -295,7 +319,7 @@ class Segmenter(WindowSegmenter):
             (S, K') probabilities (K' = K classes, plus one background-word column if any) and the
             window's best class probability (for the auto-capped background threshold).
         """
-        vocab, cfg = self.vocabulary, self.config
+        vocab, cfg = self._queries, self.config
         segments = out.segment_embeddings[0]  # (S, D)
         probs = vocab.probabilities(segments, cfg.logit_scale)
         if cfg.top_k_classes > 0:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import timm
-import torch
+from timm.models.vision_transformer import VisionTransformer
 
 from zeroseg.config import DecoderConfig, EncoderConfig, SegHeadConfig
 from zeroseg.errors import ZeroSegError
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 def build_encoder(cfg: EncoderConfig) -> MaskedViTEncoder:
     """A timm ViT trunk (random init, or a local timm/MAE checkpoint) wrapped for masking."""
-    vit = timm.create_model(
+    model = timm.create_model(
         cfg.timm_name,
         pretrained=False,
         img_size=cfg.image_size,
@@ -33,12 +34,13 @@ def build_encoder(cfg: EncoderConfig) -> MaskedViTEncoder:
         global_pool="",
         dynamic_img_size=True,
     )
+    vit = cast(VisionTransformer, model)  # encoder.timm_name names a timm ViT
     if cfg.init_checkpoint:
         _load_vit_weights(vit, Path(cfg.init_checkpoint))
     return MaskedViTEncoder(vit)
 
 
-def _load_vit_weights(vit: torch.nn.Module, path: Path) -> None:
+def _load_vit_weights(vit: VisionTransformer, path: Path) -> None:
     """Load a timm or MAE ViT checkpoint; only head/decoder keys may be left out."""
     state = read_weights(path, "encoder.init_checkpoint")
     state = state.get("model", state) if isinstance(state, dict) else state
@@ -46,7 +48,12 @@ def _load_vit_weights(vit: torch.nn.Module, path: Path) -> None:
         raise ZeroSegError(f"encoder.init_checkpoint {path} holds no state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token", "head"))}
-    if "pos_embed" in state and state["pos_embed"].shape != vit.pos_embed.shape:
+    pos_embed = vit.pos_embed
+    if (
+        "pos_embed" in state
+        and pos_embed is not None
+        and state["pos_embed"].shape != pos_embed.shape
+    ):
         from timm.layers import resample_abs_pos_embed
 
         grid = vit.patch_embed.grid_size

@@ -56,9 +56,12 @@ class ReconstructionDecoder(nn.Module):
         self.embed = nn.Linear(in_dim, width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
         norm = partial(nn.LayerNorm, eps=norm_eps)  # MAE: eps 1e-6 in the blocks and at the end
-        self.blocks = nn.Sequential(
-            *[Block(width, heads, mlp_ratio, qkv_bias=True, norm_layer=norm) for _ in range(depth)]
-        )
+        # timm annotates norm_layer as a class, but calls it like any factory (timm passes partials)
+        blocks = [
+            Block(width, heads, mlp_ratio, qkv_bias=True, norm_layer=norm)  # type: ignore[arg-type]
+            for _ in range(depth)
+        ]
+        self.blocks = nn.Sequential(*blocks)
         self.norm = norm(width)
         self.pred = nn.Linear(width, patch_size * patch_size * 3)
         nn.init.normal_(self.mask_token, std=0.02)

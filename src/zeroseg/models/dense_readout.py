@@ -44,8 +44,8 @@ NACLIP_STD = 5.0  # NACLIP's neighbourhood Gaussian, in patch units (its default
 
 def readout_stride(visual: nn.Module) -> int:
     """Pixels per dense feature of a tower (its patch size, or 32 for a ModifiedResNet)."""
-    check_visual(visual)
-    return RESNET_STRIDE if isinstance(visual, ModifiedResNet) else int(visual.patch_size[0])
+    tower = check_visual(visual)
+    return RESNET_STRIDE if isinstance(tower, ModifiedResNet) else int(tower.patch_size[0])
 
 
 @torch.no_grad()
@@ -57,22 +57,22 @@ def dense_features(
     For a ViT the position embedding is resampled (bicubic) to the patch grid. ``readout`` is one
     of ``READOUTS`` (a ModifiedResNet has MaskCLIP's only); ``residual`` applies to ``maskclip``.
     """
-    check_visual(visual)
+    tower = check_visual(visual)
     if readout not in READOUTS:
         raise ZeroSegError(f"unknown dense readout {readout!r}: use one of {', '.join(READOUTS)}")
-    pixels = pixels.to(visual.conv1.weight.dtype)
-    if isinstance(visual, ModifiedResNet):
+    pixels = pixels.to(tower.conv1.weight.dtype)
+    if isinstance(tower, ModifiedResNet):
         if readout != "maskclip":
             raise ZeroSegError(f"the {readout} readout needs a ViT teacher (this one is a ResNet)")
-        return _resnet_value_readout(visual, pixels)
-    x = visual.conv1(pixels)  # (B, width, gh, gw)
+        return _resnet_value_readout(tower, pixels)
+    x = tower.conv1(pixels)  # (B, width, gh, gw)
     grid = x.shape[-2:]
     x = x.flatten(2).transpose(1, 2)
-    cls = visual.class_embedding.view(1, 1, -1).to(x.dtype).expand(x.shape[0], -1, -1)
-    x = torch.cat([cls, x], dim=1) + _resample_positions(visual, grid).to(x.dtype)
-    x = visual.ln_pre(x)
-    blocks = visual.transformer.resblocks
-    batch_first = getattr(visual.transformer, "batch_first", True)
+    cls = tower.class_embedding.view(1, 1, -1).to(x.dtype).expand(x.shape[0], -1, -1)
+    x = torch.cat([cls, x], dim=1) + _resample_positions(tower, grid).to(x.dtype)
+    x = tower.ln_pre(x)
+    blocks = tower.transformer.resblocks
+    batch_first = getattr(tower.transformer, "batch_first", True)
     x = x if batch_first else x.transpose(0, 1)
     for block in blocks[:-1]:
         x = block(x)
@@ -82,9 +82,9 @@ def dense_features(
     else:
         tokens = _custom_attention(blocks[-1], x, readout, tuple(grid))
     tokens = tokens[:, 1:]  # (B, gh*gw, width): the class token is dropped after the block
-    tokens = visual.ln_post(tokens)
-    if visual.proj is not None:
-        tokens = tokens @ visual.proj
+    tokens = tower.ln_post(tokens)
+    if tower.proj is not None:
+        tokens = tokens @ tower.proj
     return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid).float()
 
 
@@ -97,9 +97,10 @@ def _resnet_value_readout(visual: ModifiedResNet, pixels: Tensor) -> Tensor:
     return pool.c_proj(values).permute(0, 3, 1, 2).float()
 
 
-def check_visual(visual: nn.Module) -> None:
+def check_visual(visual: nn.Module) -> VisionTransformer | ModifiedResNet:
+    """``visual`` itself, once checked to be a tower the dense readouts support."""
     if isinstance(visual, ModifiedResNet):
-        return
+        return visual
     if not isinstance(visual, VisionTransformer):
         raise ZeroSegError(
             "dense CLIP readout needs an open_clip VisionTransformer or ModifiedResNet, got "
@@ -114,6 +115,7 @@ def check_visual(visual: nn.Module) -> None:
         raise ZeroSegError(
             f"dense CLIP readout needs open_clip's default attention blocks, got {type(last).__name__}"
         )
+    return visual
 
 
 def _value_readout(block: ResidualAttentionBlock, x: Tensor, residual: bool) -> Tensor:

@@ -7,9 +7,11 @@ The encoder owns the student's input normalisation (ImageNet mean/std); batches 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -66,16 +68,31 @@ class MaskedViTEncoder(nn.Module):
             created with ``dynamic_img_size=True`` so its patch embedding accepts any size.
     """
 
+    pixel_mean: Tensor  # buffers, registered in __init__
+    pixel_std: Tensor
+
     def __init__(self, vit: nn.Module) -> None:
         super().__init__()
         if getattr(vit, "num_prefix_tokens", None) != 1 or vit.pos_embed is None:
             raise ValueError("MaskedViTEncoder needs a timm ViT with one class token and pos_embed")
-        self.vit = vit
-        self.patch_size = vit.patch_embed.patch_size[0]
-        self.input_size = int(vit.patch_embed.img_size[0])  # training resolution (square)
-        self.width = vit.embed_dim
+        self.vit = cast(VisionTransformer, vit)  # or a module with its attributes, checked above
+        self.patch_size: int = self.vit.patch_embed.patch_size[0]
+        self.input_size = int(self.vit.patch_embed.img_size[0])  # training resolution (square)
+        self.width = self.vit.embed_dim
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)
+
+    @property
+    def _pos_embed(self) -> Tensor:
+        pos = self.vit.pos_embed
+        assert pos is not None  # checked in __init__
+        return pos
+
+    @property
+    def _cls_token(self) -> Tensor:
+        cls = self.vit.cls_token
+        assert cls is not None  # one class token, checked in __init__
+        return cls
 
     def normalize(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) pixels in [0,1] -> ImageNet-normalised."""
@@ -83,7 +100,7 @@ class MaskedViTEncoder(nn.Module):
 
     def patch_positions(self, grid: tuple[int, int]) -> Tensor:
         """(1, N, D) positional embeddings of the patches, resampled to ``grid`` if needed."""
-        pos = self.vit.pos_embed
+        pos = self._pos_embed
         base = self.vit.patch_embed.grid_size
         if tuple(grid) != tuple(base):
             pos = resample_abs_pos_embed(pos, list(grid), list(base), num_prefix_tokens=1)
@@ -102,7 +119,7 @@ class MaskedViTEncoder(nn.Module):
             ids_keep = torch.arange(h * w, device=x.device).expand(batch, -1)
             ids_restore = ids_keep
             mask = torch.zeros(batch, h * w, device=x.device)
-        cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(batch, -1, -1)
+        cls = (self._cls_token + self._pos_embed[:, :1]).expand(batch, -1, -1)
         x = torch.cat([cls, x], dim=1)
         x = vit.norm_pre(x)
         x = vit.blocks(x)

@@ -185,6 +185,8 @@ def _blocks(width: int, heads: int, depth: int, norm_eps: float) -> nn.Sequentia
     """Pre-norm ViT blocks (timm) with LayerNorm eps ``norm_eps`` (timm's own default is 1e-6)."""
     norm = partial(nn.LayerNorm, eps=norm_eps)
     blocks = [
-        Block(width, heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm) for _ in range(depth)
+        # timm annotates norm_layer as a class, but calls it like any factory (timm passes partials)
+        Block(width, heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm)  # type: ignore[arg-type]
+        for _ in range(depth)
     ]
     return nn.Sequential(*blocks)

@@ -48,6 +48,10 @@ class CLIPTeacher(nn.Module):
         mean, std: the model's input normalisation.
     """
 
+    clip: open_clip.CLIP | open_clip.CustomTextCLIP  # open_clip's models (untyped)
+    pixel_mean: Tensor  # buffers, registered in __init__
+    pixel_std: Tensor
+
     def __init__(
         self,
         clip: nn.Module,
@@ -62,9 +66,9 @@ class CLIPTeacher(nn.Module):
         self.clip = clip.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.grids = tuple(grids)
-        size = clip.visual.image_size
+        size = self.clip.visual.image_size
         self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
-        self.embed_dim = int(clip.visual.output_dim)
+        self.embed_dim = int(self.clip.visual.output_dim)
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), False)
 
@@ -137,7 +141,7 @@ class CLIPTeacher(nn.Module):
         size = max(stride, size // stride * stride)
         features = dense_features(self.clip.visual, self.normalize(resize_views(images, size)))
         if features.shape[-2] >= grid[0] and features.shape[-1] >= grid[1]:
-            features = F.adaptive_avg_pool2d(features, tuple(grid))
+            features = F.adaptive_avg_pool2d(features, (grid[0], grid[1]))
         else:
             features = F.interpolate(features, tuple(grid), mode="bilinear", align_corners=False)
         return features.flatten(2).transpose(1, 2)

@@ -21,7 +21,7 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """Call ``write(temporary_path)``, then move the result over ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

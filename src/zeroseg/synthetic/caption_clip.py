@@ -157,7 +157,7 @@ def contrastive_loss(
 
 
 def _train_step(
-    model: nn.Module,
+    model: open_clip.CLIP,
     optimizer: torch.optim.Optimizer,
     images: Tensor,
     tokens: Tensor,
@@ -241,7 +241,7 @@ def train_caption_clip(
 
 
 def finish_caption_clip(
-    model: nn.Module, tokenizer, config: CaptionCLIPConfig, out_dir: str | Path, seconds: float
+    model: open_clip.CLIP, tokenizer, config: CaptionCLIPConfig, out_dir: str | Path, seconds: float
 ) -> Path:
     """Round a trained teacher to the float16 weights that are saved, measure those weights
     (single-object scenes, grid cells per scale, the quick check), and save weights and record."""
@@ -254,7 +254,7 @@ def finish_caption_clip(
     return _save(model, config, Path(out_dir), accuracies, seconds)
 
 
-def _save(model: nn.Module, config, out_dir: Path, accuracy: dict, seconds: float) -> Path:
+def _save(model: open_clip.CLIP, config, out_dir: Path, accuracy: dict, seconds: float) -> Path:
     from safetensors.torch import save_file
 
     weights, info = out_dir / WEIGHTS_NAME, out_dir / "teacher.json"
@@ -291,7 +291,7 @@ def _identity(train_config: dict[str, Any], world_version: Any) -> dict[str, Any
     return dict(kept, world_version=world_version)
 
 
-def quick_check(model: nn.Module, tokenizer, config: CaptionCLIPConfig) -> dict[str, Any]:
+def quick_check(model: open_clip.CLIP, tokenizer, config: CaptionCLIPConfig) -> dict[str, Any]:
     """Accuracies on a small held-out set, recorded with the weights so a test can recompute them
     in seconds (40 single-object scenes; the 2x2 and 4x4 cells of 10 scenes)."""
     return {
@@ -302,7 +302,9 @@ def quick_check(model: nn.Module, tokenizer, config: CaptionCLIPConfig) -> dict[
 
 def shipped_teacher() -> Path:
     """Where the package keeps its trained teacher (``zeroseg/synthetic/teacher/``)."""
-    return Path(str(resources.files("zeroseg.synthetic").joinpath("teacher", WEIGHTS_NAME)))
+    return Path(
+        str(resources.files("zeroseg.synthetic").joinpath("teacher").joinpath(WEIGHTS_NAME))
+    )
 
 
 def matches(weights: Path, config: CaptionCLIPConfig) -> bool:
@@ -336,7 +338,7 @@ def load_or_train_caption_clip(
     return train_caption_clip(config, cache_dir, progress)
 
 
-def load_caption_clip(weights: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
+def load_caption_clip(weights: str | Path) -> tuple[open_clip.CLIP, Any, dict[str, Any]]:
     """(model in eval mode, tokenizer, teacher.json contents) from saved ``teacher.safetensors``."""
     weights = Path(weights)
     info = weights.with_suffix(".json")

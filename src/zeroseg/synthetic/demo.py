@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ from zeroseg.inference.config import InferenceConfig
 from zeroseg.inference.crop_segmenter import GridCropSegmenter, SlidingCropSegmenter
 from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
 from zeroseg.inference.release import export_release
-from zeroseg.inference.segmenter import Segmenter, changed_fields
+from zeroseg.inference.segmenter import Segmenter, WindowSegmenter, changed_fields
 from zeroseg.runtime.atomic import atomic_write_text
 from zeroseg.synthetic import writers
 from zeroseg.synthetic.caption_clip import CaptionCLIPConfig, load_or_train_caption_clip
@@ -117,11 +118,11 @@ def student_config(cfg: DemoConfig, train_dir: Path, teacher_path: Path) -> Expe
 DENSE_SHORT_SIDES = (128, 256)  # MaskCLIP readout resolutions: 4x4 and 8x8 stride-32 features
 
 
-def teacher_baselines(teacher, image_size: int) -> dict:
+def teacher_baselines(teacher, image_size: int) -> dict[str, WindowSegmenter]:
     """The teacher-only baselines: grid crops (2x2, 3x3, 4x4), two sliding windows, and the
     MaskCLIP-style dense readout of the teacher (the paper's own teacher-only baseline) with the
     scene enlarged to each of ``DENSE_SHORT_SIDES``."""
-    methods = {}
+    methods: dict[str, WindowSegmenter] = {}
     for grid in (2, 3, 4):
         methods[f"teacher_grid{grid}x{grid}"] = GridCropSegmenter(
             teacher, grid, templates="simple1"
@@ -160,8 +161,8 @@ def _drop_stale_cache(config: ExperimentConfig) -> None:
 
     images = ImageFolder(config.data.root, config.encoder.image_size, config.data.resize_short)
     expected = cache_identity(config, images)
-    saved = next((json.loads((cache / n).read_text()) for n in ("meta.json", "job.json")
-                  if (cache / n).is_file()), {})  # fmt: skip
+    files = [cache / n for n in ("meta.json", "job.json") if (cache / n).is_file()]
+    saved: dict[str, Any] = json.loads(files[0].read_text()) if files else {}
     if any(saved.get(k) != v for k, v in expected.items()):
         shutil.rmtree(cache)
 
@@ -193,7 +194,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     baselines = {
         k: v["miou"] for k, v in metrics.items() if k.startswith("teacher_") and "miou" in v
     }
-    best = max(baselines, key=baselines.get)
+    best = max(baselines, key=lambda name: baselines[name])
     metrics["summary"] = {
         "best_baseline": best,
         "ratio_to_best_baseline": round(metrics["zeroseg"]["miou"] / max(baselines[best], 1e-9), 3),

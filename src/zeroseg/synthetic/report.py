@@ -20,7 +20,7 @@ COLUMNS = ("scene", "ground truth", "zeroseg", "best baseline", "segment tokens"
 
 def _panel(array: np.ndarray) -> Image.Image:
     img = Image.fromarray(array)
-    return img.resize((img.width * PANEL_SCALE, img.height * PANEL_SCALE), Image.NEAREST)
+    return img.resize((img.width * PANEL_SCALE, img.height * PANEL_SCALE), Image.Resampling.NEAREST)
 
 
 def scene_strip(image, label, student, baseline) -> Image.Image:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import open_clip
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from zeroseg.models.teacher import resize_views
 from zeroseg.synthetic.crops import GRIDS, grid_cells
@@ -36,13 +36,13 @@ def preprocess(images: Tensor, image_size: int) -> Tensor:
     return ((images - _MEAN) / _STD).contiguous(memory_format=torch.channels_last)
 
 
-def input_size(model: nn.Module) -> int:
+def input_size(model: open_clip.CLIP) -> int:
     """The square input size of an open_clip model's image tower."""
     size = model.visual.image_size
     return int(size[0] if isinstance(size, tuple | list) else size)
 
 
-def image_features(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+def image_features(model: open_clip.CLIP, images: Tensor, batch_size: int = 256) -> Tensor:
     """(N, H, W, 3) uint8 or (N, 3, H, W) [0,1] images -> (N, D) normalised embeddings."""
     size = input_size(model)
     chunks = images.split(batch_size)
@@ -51,7 +51,7 @@ def image_features(model: nn.Module, images: Tensor, batch_size: int = 256) -> T
 
 @torch.no_grad()
 def zero_shot_accuracy(
-    model: nn.Module,
+    model: open_clip.CLIP,
     tokenizer,
     num_images: int = 400,
     seed: int = 1234,
@@ -82,14 +82,14 @@ def zero_shot_accuracy(
 
 @torch.no_grad()
 def view_accuracy(
-    model: nn.Module,
+    model: open_clip.CLIP,
     tokenizer,
     num_scenes: int = 200,
     seed: int = 4321,
     scene_size: int = 64,
     template: str = "a photo of a {}.",
     grids: tuple[int, ...] = GRIDS,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """Zero-shot labels of grid cells of held-out scenes, per grid scale.
 
     Each cell is classified over all ``CLASS_NAMES`` (``template``); it is right when the class is

@@ -252,7 +252,7 @@ def train_step(
         dense = dense.to(device, non_blocking=True) if dense is not None else None
         sync = micro == accumulation - 1 or not isinstance(task.student, DistributedDataParallel)
         with contextlib.ExitStack() as stack:
-            if not sync:
+            if not sync and isinstance(task.student, DistributedDataParallel):
                 stack.enter_context(task.student.no_sync())
             with _autocast(device, config.train.precision):
                 out = task(images, views, dense)

@@ -297,8 +297,8 @@ def zeroseg_losses(
     assignment = compose_assignments(soft_assignments) if needs_maps and soft_assignments else None
     if cfg.matching_weight and views.shape[1] > 1:
         overlap = None
-        inside_views = cfg.matching in ("overlap", "inside") and view_coverage is not None
-        if inside_views and assignment is not None:
+        by_views = cfg.matching in ("overlap", "inside")
+        if by_views and view_coverage is not None and assignment is not None:
             measure = segment_view_iou if cfg.matching == "overlap" else segment_view_share
             overlap = measure(assignment.detach().float(), view_coverage.float())
         loss, matched = segment_matching_loss(

@@ -34,7 +34,8 @@ def param_groups(
     Args:
         no_decay: (name, parameter) -> True for parameters trained without weight decay.
     """
-    decay, exempt = [], []
+    decay: list[nn.Parameter] = []
+    exempt: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (exempt if no_decay(name, param) else decay).append(param)

@@ -7,6 +7,8 @@ stays outside it, in eval mode, and is never saved.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -45,8 +47,8 @@ class DistillationTask(nn.Module):
     @property
     def unwrapped_student(self) -> ZeroSeg:
         """The student without a DDP wrapper (what checkpoints save)."""
-        student = self.student
-        return student.module if hasattr(student, "module") else student
+        student = self.student  # a ZeroSeg, or a DDP wrapper of one
+        return cast(ZeroSeg, student.module if hasattr(student, "module") else student)
 
     def forward(
         self, images: Tensor, views: Tensor | None = None, dense: Tensor | None = None
