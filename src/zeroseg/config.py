@@ -146,13 +146,28 @@ class LossConfig:
     # the first pass's detached assignments: the term trains what a token's content is made of,
     # encoder included, but not where the assignment points)
     dense_gradient: Literal["all", "projector", "content"] = "all"
+    # Beyond the paper (0 = off, the paper): weight of a sharp, text-free ranking term on the same
+    # composed patch embeddings p_n (losses.dense_rank_loss): KL(softmax_m(t_n.u_m / T) ||
+    # softmax_m(p_n.u_m / T)), T = dense_rank_temperature, the vocabulary u_m the image's visible
+    # teacher dense targets ("patches") or its local teacher views ("views"). Needs the dense
+    # targets (teacher.dense_size) like dense_weight; trains what dense_gradient says.
+    dense_rank_weight: float = 0.0
+    dense_rank_temperature: float = 0.05
+    dense_rank_vocabulary: Literal["patches", "views"] = "patches"
+
+    @property
+    def uses_dense_targets(self) -> bool:
+        """Whether a term needs the teacher's dense targets (dense_weight or dense_rank_weight)."""
+        return bool(self.dense_weight or self.dense_rank_weight)
 
     def __post_init__(self) -> None:
-        check(
-            self.matching_temperature > 0 and math.isfinite(self.matching_temperature),
-            f"loss.matching_temperature must be > 0, got {self.matching_temperature}",
-        )
-        weights = ("reconstruction", "distillation", "matching", "grouping_information", "dense")
+        for name in ("matching_temperature", "dense_rank_temperature"):
+            value = getattr(self, name)
+            check(value > 0 and math.isfinite(value), f"loss.{name} must be > 0, got {value}")
+        weights = (
+            "reconstruction", "distillation", "matching", "grouping_information", "dense",
+            "dense_rank",
+        )  # fmt: skip
         for name in weights:
             value = getattr(self, f"{name}_weight")
             check(
