@@ -133,3 +133,31 @@ def test_a_head_pass_with_its_own_assignments_gives_the_same_segments():
     other = [torch.roll(a, 1, dims=-1) for a in first.assignments]
     changed = student.seg_head(tokens, fixed_assignments=other)
     assert not torch.allclose(first.segment_embeddings, changed.segment_embeddings, atol=1e-3)
+
+
+def test_rank_term_alone_fetches_the_dense_targets_and_ignores_hidden_patches():
+    config = load_config("tiny", ["loss.dense_rank_weight=1.0", "teacher.dense_size=64"])
+    assert config.loss.dense_weight == 0
+    teacher = build_teacher(config.teacher)
+    student = build_zeroseg(config.encoder, config.seg_head, config.decoder)
+    task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
+    images = torch.rand(2, 3, 64, 64)
+    torch.manual_seed(0)
+    out = task(images)  # dense targets computed online: the rank term needs them
+    assert "dense_rank_loss" in out and "dense_loss" not in out
+    grid = 64 // config.encoder.patch_size
+    dense = torch.randn(2, grid * grid, teacher.embed_dim)
+    torch.manual_seed(1)
+    first = task(images, None, dense)
+    torch.manual_seed(1)
+    probe = student(images, config.encoder.mask_ratio)  # the same draw as the task's
+    changed = dense.clone()
+    changed[probe.mask.bool()] = torch.randn(int(probe.mask.sum()), teacher.embed_dim)
+    torch.manual_seed(1)
+    second = task(images, None, changed)
+    assert torch.allclose(first["dense_rank_loss"], second["dense_rank_loss"])
+    changed[~probe.mask.bool()] += 1.0  # a visible target moved: the term moves
+    torch.manual_seed(1)
+    assert not torch.allclose(
+        task(images, None, changed)["dense_rank_loss"], first["dense_rank_loss"]
+    )

@@ -1,9 +1,12 @@
+import math
+
 import pytest
 import torch
 
 from zeroseg.config import LossConfig
 from zeroseg.models.teacher import grid_boxes
 from zeroseg.training.losses import (
+    dense_rank_loss,
     grouping_information_loss,
     multiscale_distillation_loss,
     one_to_one,
@@ -162,3 +165,115 @@ def test_inside_matching_prefers_the_small_cell_a_segment_covers():
     _, inside = segment_matching_loss(segments, local, "mean", "inside", share)
     assert by_iou[0, 0].item() == 0  # the 8 px cell, a quarter of which is not the segment
     assert inside[0, 0].item() == 4  # a 4 px cell wholly inside the segment
+
+
+def test_dense_rank_equals_hand_computed_value():
+    # t_1 = (1, 0), t_2 = (0, 1); both student patches at (1, 0): patch 1 ranks as its teacher
+    # (KL 0); patch 2 has teacher logits (0, 1) / T and student logits (1, 0) / T: with a = 1 / T,
+    # q = (1, e^a) / (1 + e^a), s = (e^a, 1) / (1 + e^a), KL = a (q_2 - q_1) = a tanh(a / 2);
+    # mean over the two patches
+    targets = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    composed = torch.tensor([[[1.0, 0.0], [3.0, 0.0]]])  # norms do not matter
+    for temperature in (0.5, 1.0, 0.05):
+        loss = dense_rank_loss(composed, targets, temperature)
+        assert loss.item() == pytest.approx(
+            math.tanh(0.5 / temperature) / temperature / 2, rel=1e-5
+        )
+
+
+def test_dense_rank_is_the_kl_of_torch_distributions():
+    torch.manual_seed(0)
+    composed, targets = torch.randn(3, 7, 16), torch.randn(3, 7, 16)
+    vocabulary = torch.randn(3, 29, 16)
+    normal = torch.nn.functional.normalize
+    for vocab in (None, vocabulary):
+        u = normal(targets if vocab is None else vocab, dim=-1)
+        teacher = torch.distributions.Categorical(
+            logits=normal(targets, dim=-1) @ u.transpose(1, 2) / 0.05
+        )
+        student = torch.distributions.Categorical(
+            logits=normal(composed, dim=-1) @ u.transpose(1, 2) / 0.05
+        )
+        expected = torch.distributions.kl_divergence(teacher, student).mean()
+        assert torch.allclose(dense_rank_loss(composed, targets, 0.05, vocab), expected, atol=1e-5)
+
+
+def test_dense_rank_is_zero_at_the_targets_and_positive_elsewhere():
+    torch.manual_seed(0)
+    targets = torch.randn(2, 6, 8)
+    assert dense_rank_loss(2 * targets, targets, 0.05).item() < 1e-6  # scale-free
+    assert dense_rank_loss(torch.randn(2, 6, 8), targets, 0.05).item() > 0
+    # sharper temperature, larger penalty for the same mistake
+    wrong = torch.randn(2, 6, 8)
+    assert dense_rank_loss(wrong, targets, 0.02) > dense_rank_loss(wrong, targets, 0.5)
+
+
+def _dense_kwargs(visible: int = 4):
+    torch.manual_seed(0)
+    return dict(
+        images=torch.rand(2, 3, 8, 8),
+        reconstruction=None,
+        mask=torch.ones(2, 4),
+        segments=torch.randn(2, 3, 5, requires_grad=True),
+        global_embedding=torch.randn(2, 5),
+        views=torch.randn(2, 5, 5),
+        patch_size=4,
+        student_normalize=lambda x: x,
+        soft_assignments=[torch.randn(2, visible, 3, requires_grad=True)],
+        dense_targets=torch.randn(2, visible, 5),
+    )
+
+
+def test_dense_rank_term_enters_the_total_and_trains_segments_and_maps():
+    kwargs = _dense_kwargs()
+    maps = kwargs["soft_assignments"][0]
+    kwargs["soft_assignments"] = [maps.softmax(-1)]
+    off = zeroseg_losses(LossConfig(), **kwargs)
+    assert "dense_rank_loss" not in off and "dense_loss" not in off
+    cfg = LossConfig(dense_rank_weight=2.0, dense_rank_temperature=0.1)
+    on = zeroseg_losses(cfg, **kwargs)
+    assert "dense_loss" not in on  # the rank term alone, without the L1 dense term
+    composed = kwargs["soft_assignments"][0] @ torch.nn.functional.normalize(
+        kwargs["segments"], dim=-1
+    )
+    expected = dense_rank_loss(composed, kwargs["dense_targets"], 0.1)
+    assert torch.allclose(on["dense_rank_loss"], expected)
+    assert torch.allclose(on["loss"], off["loss"] + 2.0 * expected)
+    on["dense_rank_loss"].backward()
+    assert kwargs["segments"].grad.abs().sum() > 0 and maps.grad.abs().sum() > 0
+    both = zeroseg_losses(LossConfig(dense_weight=1.0, dense_rank_weight=1.0), **kwargs)
+    assert {"dense_loss", "dense_rank_loss"} <= set(both)
+    views = zeroseg_losses(
+        LossConfig(dense_rank_weight=1.0, dense_rank_vocabulary="views"), **kwargs
+    )
+    by_views = dense_rank_loss(composed, kwargs["dense_targets"], 0.05, kwargs["views"][:, 1:])
+    assert torch.allclose(views["dense_rank_loss"], by_views)
+
+
+def test_dense_rank_ranks_among_the_visible_patches_only():
+    # the maps' rows are the visible patches: 3 of 4 visible; a target at a hidden patch is not
+    # handed in (task._at_visible), so the term equals the one computed on the visible rows alone
+    kwargs = _dense_kwargs(visible=3)
+    kwargs["soft_assignments"] = [kwargs["soft_assignments"][0].detach().softmax(-1)]
+    out = zeroseg_losses(LossConfig(dense_rank_weight=1.0), **kwargs)
+    composed = kwargs["soft_assignments"][0] @ torch.nn.functional.normalize(
+        kwargs["segments"], dim=-1
+    )
+    expected = dense_rank_loss(composed, kwargs["dense_targets"], 0.05)
+    assert torch.allclose(out["dense_rank_loss"], expected)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("dense_rank_weight", -1.0), ("dense_rank_temperature", 0.0),
+     ("dense_rank_temperature", float("inf"))],
+)  # fmt: skip
+def test_dense_rank_settings_are_validated(field, value):
+    with pytest.raises(Exception, match=field):
+        LossConfig(**{field: value})
+
+
+def test_either_dense_weight_asks_for_the_dense_targets():
+    assert not LossConfig().uses_dense_targets
+    assert LossConfig(dense_weight=1.0).uses_dense_targets
+    assert LossConfig(dense_rank_weight=1.0).uses_dense_targets

@@ -136,8 +136,29 @@ class LossConfig:
     # content is made of, encoder included, but not where the assignment points)
     dense_gradient: Literal["all", "content"] = "all"
 
+    # Beyond the paper (0 = off, the paper): weight of a sharp, text-free ranking term on the same
+    # composed patch embeddings p_n (losses.dense_rank_loss): KL(softmax_m(t_n.u_m / T) ||
+    # softmax_m(p_n.u_m / T)), T = dense_rank_temperature, the vocabulary u_m the image's visible
+    # teacher dense targets ("patches") or its local teacher views ("views"). Needs the dense
+    # targets (teacher.dense_size) like dense_weight; trains what dense_gradient says.
+    dense_rank_weight: float = 0.0
+    dense_rank_temperature: float = 0.05
+    dense_rank_vocabulary: Literal["patches", "views"] = "patches"
+
+    @property
+    def uses_dense_targets(self) -> bool:
+        """Whether a term needs the teacher's dense targets (dense_weight or dense_rank_weight)."""
+        return bool(self.dense_weight or self.dense_rank_weight)
+
     def __post_init__(self) -> None:
-        weights = ("reconstruction", "distillation", "matching", "grouping_information", "dense")
+        check(
+            self.dense_rank_temperature > 0 and math.isfinite(self.dense_rank_temperature),
+            f"loss.dense_rank_temperature must be > 0, got {self.dense_rank_temperature}",
+        )
+        weights = (
+            "reconstruction", "distillation", "matching", "grouping_information", "dense",
+            "dense_rank",
+        )  # fmt: skip
         for name in weights:
             value = getattr(self, f"{name}_weight")
             check(

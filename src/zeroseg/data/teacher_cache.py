@@ -5,7 +5,7 @@ Layout of a cache folder (rows follow the sorted image list; chunk ``c`` holds r
 
     views-00000.npy  (rows, V, D) float16, the views of each image of the chunk
     dense-00000.npy  (rows, gh * gw, D) float16 dense targets at the student's token grid, only
-                     when ``loss.dense_weight`` > 0 (beyond the paper; ``CLIPTeacher.encode_dense``)
+                     when ``loss.dense_weight`` or ``loss.dense_rank_weight`` > 0 (beyond the paper; ``CLIPTeacher.encode_dense``)
     views-00000.done.json  the chunk's files with their sizes and SHA-256 (the chunk is finished)
     job.json         what the rows mean: teacher identity and weights hash, grids, crop geometry,
                      image-list hash, chunk size
@@ -87,7 +87,7 @@ def cache_identity(
 
 def _dense_identity(config: ExperimentConfig) -> dict | None:
     """What the dense targets are, or None when the run uses none."""
-    if not config.loss.dense_weight:
+    if not config.loss.uses_dense_targets:
         return None
     grid = config.encoder.image_size // config.encoder.patch_size
     teacher = config.teacher

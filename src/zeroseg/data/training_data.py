@@ -115,9 +115,9 @@ def pack_stream(config: ExperimentConfig, info: DistInfo) -> ShardStream:
             f"the pack at {location} holds {manifest['image_size']}px crops; "
             f"encoder.image_size is {config.encoder.image_size}"
         )
-    if config.loss.dense_weight:
+    if config.loss.uses_dense_targets:
         raise ZeroSegError(
-            "dense targets (loss.dense_weight) come from data.teacher_cache, not a pack"
+            "dense targets (loss.dense_weight, loss.dense_rank_weight) come from data.teacher_cache, not a pack"
         )
     if manifest.get("views"):
         for key, value in teacher_identity(config).items():

@@ -46,6 +46,7 @@ LOSS_KEYS = (
     "matching_loss",
     "grouping_loss",
     "dense_loss",
+    "dense_rank_loss",
 )
 
 

@@ -136,6 +136,41 @@ def dense_distillation_loss(
     return l1_distance(patches, targets).mean()
 
 
+def dense_rank_loss(
+    composed: Tensor, targets: Tensor, temperature: float, vocabulary: Tensor | None = None
+) -> Tensor:
+    """Beyond the paper: a sharp, text-free ranking term on the student's composed patch embeddings.
+
+    For each visible patch n, with p_n the student's composed embedding (assignment maps times
+    segment embeddings, as in ``dense_distillation_loss``), t_n the teacher's dense target at that
+    patch and u_m the image's vocabulary (by default its visible patches' targets, u = t), all
+    L2-normalised::
+
+        KL( softmax_m(t_n . u_m / T)  ||  softmax_m(p_n . u_m / T) )
+
+    averaged over patches and images. The student must rank the image's teacher targets as the
+    teacher does, not only come near its own target. Zero at p_n = t_n, and more generally
+    whenever p_n . u_m - t_n . u_m is the same for every m.
+
+    Args:
+        composed: (B, N_vis, D) the student's composed embeddings p at the visible patches.
+        targets: (B, N_vis, D) the teacher's dense readout t at the same patches.
+        temperature: T > 0.
+        vocabulary: (B, M, D) what each patch is ranked against (e.g. the image's local teacher
+            views); None = ``targets`` (M = N_vis).
+
+    Returns:
+        scalar, >= 0.
+    """
+    p = F.normalize(composed.float(), dim=-1)
+    t = F.normalize(targets.float(), dim=-1)
+    u = t if vocabulary is None else F.normalize(vocabulary.float(), dim=-1)
+    teacher = F.log_softmax(t @ u.transpose(1, 2) / temperature, dim=-1)  # (B, N_vis, M)
+    student = F.log_softmax(p @ u.transpose(1, 2) / temperature, dim=-1)
+    kl = (teacher.exp() * (teacher - student)).sum(dim=-1)  # (B, N_vis)
+    return kl.mean()
+
+
 def grouping_information_loss(assignment: Tensor) -> Tensor:
     """Mutual-information regulariser on the composed soft assignment (beyond the paper).
 
@@ -264,15 +299,15 @@ def zeroseg_losses(
         view_coverage: (B, N_vis, V - 1) share of each visible patch (the rows of the stage-1 maps)
             inside each local view's box, for ``matching="overlap"``.
         dense_targets: (B, N_vis, D) the teacher's dense readout at the visible patches, for
-            ``dense_weight`` (beyond the paper).
+            ``dense_weight`` and ``dense_rank_weight`` (beyond the paper).
         dense_segments: (B, S, D) the segment embeddings the dense term trains instead of
             ``segments`` (``dense_gradient="content"``: a second head pass on the detached
             assignments; the assignment is then detached here too).
 
     Returns:
         dict with ``loss`` and the unweighted ``reconstruction_loss``, ``distillation_loss``,
-        ``matching_loss``, ``grouping_loss``, ``dense_loss`` (each present when its weight is
-        non-zero), plus
+        ``matching_loss``, ``grouping_loss``, ``dense_loss``, ``dense_rank_loss`` (each present
+        when its weight is non-zero), plus
         ``matched_views`` (B, S).
     """
     if cfg.normalize:
@@ -292,7 +327,9 @@ def zeroseg_losses(
         )
         total = total + cfg.distillation_weight * out["distillation_loss"]
     needs_maps = (
-        cfg.grouping_information_weight or cfg.dense_weight or cfg.matching in ("overlap", "inside")
+        cfg.grouping_information_weight
+        or cfg.uses_dense_targets
+        or cfg.matching in ("overlap", "inside")
     )
     assignment = compose_assignments(soft_assignments) if needs_maps and soft_assignments else None
     if cfg.matching_weight and views.shape[1] > 1:
@@ -310,12 +347,20 @@ def zeroseg_losses(
     if cfg.grouping_information_weight and assignment is not None:
         out["grouping_loss"] = grouping_information_loss(assignment)
         total = total + cfg.grouping_information_weight * out["grouping_loss"]
-    if cfg.dense_weight and assignment is not None and dense_targets is not None:
+    if cfg.uses_dense_targets and assignment is not None and dense_targets is not None:
         dense_maps = assignment if dense_segments is None else assignment.detach()
-        out["dense_loss"] = dense_distillation_loss(
-            dense_maps, segments if dense_segments is None else dense_segments, dense_targets,
-            cfg.normalize,
-        )  # fmt: skip
-        total = total + cfg.dense_weight * out["dense_loss"]
+        trained = segments if dense_segments is None else dense_segments
+        if cfg.dense_weight:
+            out["dense_loss"] = dense_distillation_loss(
+                dense_maps, trained, dense_targets, cfg.normalize
+            )
+            total = total + cfg.dense_weight * out["dense_loss"]
+        if cfg.dense_rank_weight:
+            vocabulary = views[:, 1:] if cfg.dense_rank_vocabulary == "views" else None
+            composed = dense_maps.float() @ trained.float()  # (B, N_vis, D), always per patch
+            out["dense_rank_loss"] = dense_rank_loss(
+                composed, dense_targets, cfg.dense_rank_temperature, vocabulary
+            )
+            total = total + cfg.dense_rank_weight * out["dense_rank_loss"]
     out["loss"] = total
     return out

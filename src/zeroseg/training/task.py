@@ -58,7 +58,7 @@ class DistillationTask(nn.Module):
         Args:
             images: the student's training crops.
             views: (B, V, D) cached teacher views of the same crops; computed online when None.
-            dense: (B, N, D) cached dense targets at every token (``loss.dense_weight`` > 0);
+            dense: (B, N, D) cached dense targets at every token (``loss.uses_dense_targets``);
                 computed online when None.
         """
         student = self.unwrapped_student
@@ -66,7 +66,7 @@ class DistillationTask(nn.Module):
         with torch.no_grad():
             if views is None:
                 views = self.teacher.encode_views(images)  # (B, V, D)
-            if self.loss_cfg.dense_weight and dense is None:
+            if self.loss_cfg.uses_dense_targets and dense is None:
                 grid = (images.shape[-2] // patch, images.shape[-1] // patch)
                 dense = self.teacher.encode_dense(images, grid)  # (B, N, D)
         out = self.student(images, self.mask_ratio)
@@ -95,7 +95,7 @@ class DistillationTask(nn.Module):
         assignments, so the dense term reaches everything that makes a token's content, but not the
         assignment logits. None (the first pass's tokens) otherwise.
         """
-        if not self.loss_cfg.dense_weight or self.loss_cfg.dense_gradient == "all":
+        if not self.loss_cfg.uses_dense_targets or self.loss_cfg.dense_gradient == "all":
             return None
         fixed = [a.detach() for a in out.segments.assignments]
         return student.seg_head(out.patch_tokens, fixed_assignments=fixed).segment_embeddings
