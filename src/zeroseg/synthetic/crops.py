@@ -9,7 +9,7 @@ Caption rule for a crop. A rule that names an object only when much of the objec
 teaches a teacher that close-ups of objects are background (the prototype's measurements,
 ``synthetic-world-notes.md``), so a large enough share of the crop always names it; and naming every
 object part of 15 % of the crop made the teacher call half of the stuff-majority 2x2 cells by an
-object (stuff cells right 51 / 69 / 77 % at 2x2 / 3x3 / 4x4, BENCHMARKS.md), so that share is 30 %:
+object (stuff cells right 51 / 69 / 77 % at 2x2 / 3x3 / 4x4, lab/NOTEBOOK.md), so that share is 30 %:
 - an object class is named when it covers at least ``OBJECT_SHARE`` of the crop, or when at least
   ``OBJECT_INSIDE`` of its visible pixels in the scene are inside the crop and it covers at least
   ``OBJECT_MIN_SHARE`` of the crop;
