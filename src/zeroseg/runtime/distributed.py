@@ -37,10 +37,15 @@ def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` = this process's CUDA device when available, else CPU."""
-    if name == "auto":
+def select_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """``auto`` (or None) = this process's CUDA device when available, else CPU; anything else is
+    checked to exist here (a one-line error for ``bogus``, or ``cuda`` without a GPU)."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name is None or name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(name, str):
+        raise ZeroSegError(f"device {name!r} is not a device name (cpu, cuda, cuda:N, mps)")
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
