@@ -73,7 +73,17 @@ def init_distributed(device: torch.device) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        if restart == 0:
+            dist.init_process_group(backend=backend)
+        else:
+            # a job torchrun restarted (--max-restarts) after a rank died: the store can still
+            # hold the dead attempt's addresses, so this attempt's keys get their own prefix
+            from torch.distributed.rendezvous import rendezvous
+
+            store, _, _ = next(rendezvous("env://"))
+            store = dist.PrefixStore(f"zeroseg/attempt_{restart}", store)
+            dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
     return DistInfo(rank, world_size, local_rank)
 
 

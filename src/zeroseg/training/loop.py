@@ -188,7 +188,7 @@ def _train(
     optimizer = build_optimizer(
         student, schedule.peak_lr, config.optim.weight_decay, config.optim.betas
     )
-    start_step = _maybe_resume(run_dir, resume, student, optimizer)
+    start_step = _maybe_resume(run_dir, resume, student, optimizer, info.rank, info.world_size)
     task = DistillationTask(
         student, teacher, config.loss, config.encoder.mask_ratio, config.decoder.norm_pix_loss
     )
@@ -321,7 +321,9 @@ def train_step(
     return means
 
 
-def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
+def _maybe_resume(
+    run_dir: Path, resume: bool, student, optimizer, rank: int = 0, world_size: int = 1
+) -> int:
     latest = ckpt.latest_checkpoint(run_dir)
     if not resume:
         if latest is not None:
@@ -343,7 +345,10 @@ def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
         raise ZeroSegError(
             f"cannot resume from {latest}: it does not match this config ({first})"
         ) from None
-    if "rng" in state:
+    rng_ranks = state.get("rng_ranks")
+    if rng_ranks is not None and len(rng_ranks) == world_size:
+        torch.set_rng_state(rng_ranks[rank].clone())
+    elif "rng" in state:
         torch.set_rng_state(state["rng"])
     logger.info("resumed from %s at step %d", latest, state["step"])
     return int(state["step"])
@@ -385,6 +390,10 @@ def _save(
     weights = task.unwrapped_student.state_dict()
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
         raise NonFiniteLossError("the weights are not finite after the optimiser step")
+    rng_ranks: list | None = None
+    if info.enabled:  # every rank draws its own masks: each one's generator, for an exact resume
+        rng_ranks = [None] * info.world_size
+        torch.distributed.all_gather_object(rng_ranks, torch.get_rng_state())
     if info.is_main:
         state = {
             "step": step,
@@ -394,6 +403,8 @@ def _save(
             "rng": torch.get_rng_state(),
             "saved_at": time.time(),
         }
+        if rng_ranks is not None:
+            state["rng_ranks"] = torch.stack(rng_ranks)
         ckpt.save_checkpoint(run_dir, state, keep=config.train.keep_checkpoints)
     barrier(info)
 
