@@ -42,6 +42,10 @@ class Case:
     argv: Callable[[Path], list[str]]  # from the case's own folder
     expect: str  # "result" or "error"
     prepare: Callable[[Path], None] = lambda folder: None
+    # a Python API call instead of a command (argv unused): returns normally or raises
+    call: Callable[[Path], object] | None = None
+    # what must hold afterwards besides the exit status (e.g. no half-written run folder)
+    check: Callable[[Path], str | None] = lambda folder: None  # a problem, or None
 
 
 def _png(path: Path, img: Image.Image) -> None:
@@ -328,7 +332,189 @@ def cache_and_pack_cases(data: Path, cache: Path, shards: Path) -> list[Case]:
     return cases
 
 
+def _broken_folder(data: Path, folder: Path, bad: int) -> Path:
+    """A copy of the training images with ``bad`` corrupt files and one decompression bomb."""
+    import shutil
+
+    target = folder / "images"
+    shutil.copytree(data, target)
+    for i in range(bad):
+        (target / f"{i}b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    Image.new("1", (12000, 12000)).save(target / "bomb.png")
+    return target
+
+
+def _no_half_written_run(folder: Path) -> str | None:
+    out = folder / "out"
+    left = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    stray = [name for name in left if name not in ("keep.txt", "skipped_images.json")]
+    return f"a half-written run folder: {stray}" if stray else None
+
+
+def _skipped_listed(count: int, where: str, exact: bool = True) -> Callable[[Path], str | None]:
+    """``where`` lists ``count`` unreadable images (with ``exact=False``: 1..count, those the
+    run's few steps drew)."""
+
+    def check(folder: Path) -> str | None:
+        path = folder / where
+        if not path.is_file():
+            return f"{where} missing"
+        listed = json.loads(path.read_text())
+        found = listed["count"] if "count" in listed else len(listed.get("skipped", []))
+        ok = found == count if exact else 1 <= found <= count
+        return None if ok else f"{where} lists {found} images, not {count}"
+
+    return check
+
+
+def reliability_cases(data: Path, run: Path) -> list[Case]:
+    """Issue 23's held-out failures: devices, run folders, epochs, bad training images."""
+    cuda = "result" if torch.cuda.is_available() else "error"
+
+    def segment(device: str) -> Callable[[Path], list[str]]:
+        return lambda f: ["segment", str(f / "x.png"), "--checkpoint", str(run), "--classes",
+                          "a, b", "--out", str(f / "out"), "--no-progress", "--device", device]  # fmt: skip
+
+    def train(*extra: str, data_of=lambda f: data) -> Callable[[Path], list[str]]:
+        return lambda f: ["train", "--preset", "tiny", "--data", str(data_of(f)), "--out",
+                          str(f / "out"), "--no-progress", *extra]  # fmt: skip
+
+    def x_png(folder: Path) -> None:
+        _png(folder / "x.png", Image.fromarray(GOOD_ARRAY))
+
+    broken = lambda f: f / "images"  # noqa: E731
+    group = "devices, run folders, epochs, bad training images"
+    return [
+        Case(group, "segment --device bogus", segment("bogus"), "error", x_png),
+        Case(group, "segment --device cuda", segment("cuda"), cuda, x_png),
+        Case(
+            group,
+            "train --out below /proc",
+            lambda f: [
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                "/proc/zeroseg/run",
+                "--steps",
+                "1",
+                "--no-progress",
+            ],
+            "error",
+        ),  # fmt: skip
+        Case(
+            group,
+            "train optim.epochs=0, no --steps",
+            train("optim.epochs=0"),
+            "error",
+            check=_no_half_written_run,
+        ),  # fmt: skip
+        Case(
+            group,
+            "train: 2 corrupt images and a bomb among 16",
+            train("--steps", "2", data_of=broken),
+            "result",
+            lambda f: _broken_folder(data, f, 2),
+            check=_skipped_listed(3, "out/skipped_images.json", exact=False),
+        ),  # fmt: skip
+        Case(
+            group,
+            "train: bad images past data.max_bad_images",
+            train("--steps", "2", "data.max_bad_images=2", "data.num_workers=0", data_of=broken),
+            "error",
+            lambda f: _broken_folder(data, f, 16),
+            check=_no_half_written_run,
+        ),  # fmt: skip
+        Case(
+            group,
+            "cache-teacher: 2 corrupt images and a bomb",
+            lambda f: [
+                "cache-teacher",
+                "--data",
+                str(f / "images"),
+                "--cache",
+                str(f / "out" / "cache"),
+                "--no-progress",
+            ],
+            "result",
+            lambda f: _broken_folder(data, f, 2),
+            check=_skipped_listed(3, "out/cache/meta.json"),
+        ),  # fmt: skip
+    ]
+
+
+def api_cases(run: Path) -> list[Case]:
+    """``Segmenter.set_vocabulary`` and ``predict`` given what a user might pass."""
+    from zeroseg import Segmenter
+
+    segmenter = Segmenter.from_checkpoint(run, device="cpu")
+    good = torch.from_numpy(GOOD_ARRAY).permute(2, 0, 1).float() / 255
+    vocabularies = {
+        "set_vocabulary(5)": (5, "error"), "set_vocabulary('cat, dog')": ("cat, dog", "error"),
+        "set_vocabulary([1, 2])": ([1, 2], "error"), "set_vocabulary([])": ([], "error"),
+        "set_vocabulary(['cat', None])": (["cat", None], "error"),
+        "set_vocabulary([['cat', 'kitten'], 'dog'])": ([["cat", "kitten"], "dog"], "result"),
+    }  # fmt: skip
+    images = {
+        "predict 0-pixel image": (torch.zeros(3, 0, 0), "error"),
+        "predict image with NaN": (good.clone().fill_(float("nan")), "error"),
+        "predict image with inf": (good.clone().fill_(float("inf")), "error"),
+        "predict uint8 0..255": ((good * 255).to(torch.uint8), "error"),
+        "predict int64": (good.long(), "error"),
+        "predict float 0..255": (good * 255, "error"),
+        "predict mean/std normalised": ((good - 0.45) / 0.25, "error"),
+        "predict (H, W, 3)": (good.permute(1, 2, 0), "error"),
+        "predict batched (1, 3, H, W)": (good[None], "error"),
+        "predict numpy array": (GOOD_ARRAY, "error"),
+        "predict float16": (good.half(), "result"),
+        "predict float64": (good.double(), "result"),
+    }  # fmt: skip
+
+    def vocabulary(names) -> Callable[[Path], object]:
+        return lambda f: segmenter.with_config().set_vocabulary(names)
+
+    def predict(image) -> Callable[[Path], object]:
+        def call(folder: Path) -> object:
+            model = segmenter.with_config()
+            model.set_vocabulary(["a", "b"])
+            return model.predict(image)
+
+        return call
+
+    group = "Python API (set_vocabulary, predict)"
+    return [
+        *(Case(group, name, lambda f: [], expect, call=vocabulary(names))
+          for name, (names, expect) in vocabularies.items()),
+        *(Case(group, name, lambda f: [], expect, call=predict(image))
+          for name, (image, expect) in images.items()),
+    ]  # fmt: skip
+
+
+def run_api_case(case: Case, folder: Path) -> dict:
+    """A Python call: a result, or a one-line ``ZeroSegError``; anything else is a crash."""
+    from zeroseg.errors import ZeroSegError
+
+    assert case.call is not None
+    folder.mkdir(parents=True)
+    crashed, detail = None, "returned"
+    try:
+        case.call(folder)
+        outcome = "correct result" if case.expect == "result" else "crash"
+        crashed = None if case.expect == "result" else "a result where an error was due"
+    except ZeroSegError as error:
+        detail = str(error)
+        one_line = "\n" not in detail and detail
+        outcome = "clean error" if case.expect == "error" and one_line else "crash"
+        crashed = None if outcome == "clean error" else f"an error where a result was due: {detail}"
+    except BaseException as error:  # noqa: BLE001 - a crash is what this counts
+        outcome, crashed = "crash", f"{type(error).__name__}: {str(error)[:200]}"
+    return {"group": case.group, "case": case.name, "outcome": outcome, "files_lost": False,
+            "detail": crashed or detail}  # fmt: skip
+
+
 def run_case(case: Case, folder: Path) -> dict:
+    if case.call is not None:
+        return run_api_case(case, folder)
     folder.mkdir(parents=True)
     case.prepare(folder)
     out = folder / "out"
@@ -349,10 +535,16 @@ def run_case(case: Case, folder: Path) -> dict:
     own_out = case.group.startswith(("training overrides", "teacher caches"))
     lost = not (out / "keep.txt").is_file() and not own_out
     lost = lost or bool(list(folder.rglob("*.tmp"))) or (folder / "pickle-ran").exists()
+    problem = case.check(folder)
     if crashed or "Traceback" in err:
         outcome = "crash"
+    elif problem is not None:
+        outcome, crashed = "crash", problem
     elif code == 0:
-        ok = case.expect == "result" and any(p.suffix == ".png" for p in out.rglob("*.png"))
+        made = (
+            any(p.suffix == ".png" for p in out.rglob("*.png")) or case.argv(folder)[0] != "segment"
+        )
+        ok = case.expect == "result" and made
         outcome = "correct result" if ok else "crash"
         crashed = None if ok else "a result where an error was due"
     elif code in (1, 2) and last.startswith("zeroseg: "):
@@ -391,7 +583,8 @@ def build_fixtures(root: Path) -> tuple[Path, Path, Path, Path, Path]:
 
 def all_cases(data: Path, run: Path, release: Path, cache: Path, shards: Path) -> list[Case]:
     return [*image_cases(run), *class_cases(run), *checkpoint_cases(run, release),
-            *override_cases(data), *cache_and_pack_cases(data, cache, shards)]  # fmt: skip
+            *override_cases(data), *cache_and_pack_cases(data, cache, shards),
+            *reliability_cases(data, run), *api_cases(run)]  # fmt: skip
 
 
 def main_() -> int:

@@ -125,3 +125,36 @@ def test_browser_round_trip(release, photo, tmp_path):
     assert np.array_equal(labels, _api_labels(release, photo, True, 0.5))
     # the threshold typed on the page mattered: the default would have given other labels
     assert not np.array_equal(labels, _api_labels(release, photo, True, 0.95))
+
+
+def test_the_page_refuses_what_is_over_its_limits_in_one_line(release, photo, tmp_path):
+    from zeroseg.apps.serve import PageLimits, RecentFiles
+    from zeroseg.errors import ZeroSegError
+
+    segmenter = Segmenter.from_pretrained(release, device="cpu")
+    limits = PageLimits(max_upload_bytes=50_000, max_pixels=100_000, max_classes=3,
+                        max_name_chars=10)  # fmt: skip
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(bomb)
+    big = tmp_path / "big.bmp"
+    Image.new("RGB", (200, 100)).save(big)  # 60 kB
+    cases = {
+        "over the limit of 0 MP": (bomb, CLASSES, 0.5),
+        "this page takes at most 0 MB": (big, CLASSES, 0.5),
+        "at most 0 MP": (Image.new("RGB", (400, 400)), CLASSES, 0.5),
+        "at most 3": (photo, "a, b, c, d", 0.5),
+        "at most 10": (photo, "a, abcdefghijklmnop", 0.5),
+        "within 0..1": (photo, CLASSES, 5),
+        "upload an image first": (None, CLASSES, 0.5),
+    }
+    for words, (image, classes, threshold) in cases.items():
+        with pytest.raises(ZeroSegError, match=words) as caught:
+            segment_for_page(segmenter, image, classes, True, threshold, tmp_path, limits)
+        assert "\n" not in str(caught.value) and str(tmp_path) not in str(caught.value)
+    page = segment_for_page(segmenter, str(photo), CLASSES, True, 0.5, tmp_path, limits)
+    recent = RecentFiles(keep=2)
+    kept = [tmp_path / f"{i}.png" for i in range(4)]
+    for path in kept:
+        path.write_bytes(b"x")
+        recent.add(path)
+    assert [p.exists() for p in kept] == [False, False, True, True] and page.label_png.exists()

@@ -175,6 +175,10 @@ class DataConfig:
     num_workers: int = 4
     teacher_cache: str = ""  # folder of cached teacher views ("" = run the teacher online)
     shards: str = ""  # a pack of zeroseg pack (folder or URL), read instead of root
+    # unreadable images (corrupt, truncated, decompression bombs) skipped and listed before a run
+    # stops: training from a folder (RUN/skipped_images.json), the teacher cache and zeroseg pack
+    # (in meta.json / manifest.json); counted per process, distinct files; 0 = stop at the first
+    max_bad_images: int = 100
 
     def __post_init__(self) -> None:
         check(
@@ -184,6 +188,10 @@ class DataConfig:
         )
         check(self.resize_short > 0, f"data.resize_short must be positive, got {self.resize_short}")
         check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        check(
+            self.max_bad_images >= 0,
+            f"data.max_bad_images must be >= 0, got {self.max_bad_images}",
+        )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,14 @@ the distilled student and the teacher-only baselines alike. Scores follow mmseg'
 padded duplicates) and the confusion matrices are summed, so any number of processes gives the
 single-process numbers exactly.
 
+A long evaluation is resumable: every ``PART_SIZE`` images each rank writes the confusion matrix
+of those images as ``out_dir/parts/rankR-partNNNNN.json`` (atomic, with its SHA-256), after
+``parts/job.json`` records what is evaluated (settings, dataset size, classes, ranks). A rerun with
+the same settings adds the intact parts and evaluates only the rest, so a killed run loses at most
+the images of one part in flight and gives the numbers of one uninterrupted pass (the matrix is a
+sum of integers). A rerun with other settings is refused in one line naming the first setting that
+differs. The parts are removed once ``results.json`` is written.
+
 Outputs in ``out_dir``: ``results.json`` (mIoU, aAcc, mAcc, per-class IoU and accuracy, all in percent,
 NaN written as null, plus the caller's settings) and ``results.md`` (the same as Markdown tables);
 optionally one palette PNG of predicted class indices per image, named by the image's stem.
@@ -13,9 +21,11 @@ optionally one palette PNG of predicted class indices per image, named by the im
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
@@ -75,26 +85,127 @@ def evaluate(
     pred_dir = _prediction_dir(out_dir, save_predictions)
     rank, world = rank_and_world()
     ignore = getattr(dataset, "ignore_index", 255)
-    matrix = ConfusionMatrix(len(class_names), ignore, getattr(segmenter, "device", None))
+    device = getattr(segmenter, "device", None)
+    matrix = ConfusionMatrix(len(class_names), ignore, device)
     indices = list(range(len(dataset)))[rank::world]
+    job = {
+        "format": PARTS_FORMAT, "num_images": len(dataset), "class_names": class_names,
+        "ignore_index": ignore, "world_size": world, "part_size": PART_SIZE,
+        "settings": _nan_to_none(_plain(dict(settings or {}))),
+    }  # fmt: skip
+    parts = PartStore(out_dir / "parts", job, rank)
     start = time.perf_counter()
-    for index in progress_bar(indices, desc="evaluate", enabled=progress and rank == 0):
-        image, label, name = dataset[index]
-        labels = _predict_labels(segmenter, image, label, len(class_names), name)
-        matrix.update(labels, label)
-        if pred_dir is not None:
-            from zeroseg.apps.visualize import save_label_png
+    bar = progress_bar(total=len(indices), desc="evaluate", enabled=progress and rank == 0)
+    for first in range(0, len(indices), PART_SIZE):
+        done = parts.load(first // PART_SIZE, len(class_names))
+        part = ConfusionMatrix(len(class_names), ignore, device)
+        chunk = indices[first : first + PART_SIZE]
+        if done is not None:
+            part.matrix = done.to(part.matrix.device)
+            bar.update(len(chunk))
+        else:
+            for index in chunk:
+                image, label, name = dataset[index]
+                labels = _predict_labels(segmenter, image, label, len(class_names), name)
+                part.update(labels, label)
+                if pred_dir is not None:
+                    from zeroseg.apps.visualize import save_label_png
 
-            save_label_png(labels, pred_dir / f"{name}.png")
+                    save_label_png(labels, pred_dir / f"{name}.png")
+                bar.update(1)
+            parts.save(first // PART_SIZE, part.matrix)
+        matrix.matrix = matrix.matrix.to(part.matrix.device) + part.matrix
+    bar.close()
+    if parts.reused:
+        logger.info("resumed: %d of %d images from earlier parts", parts.reused, len(indices))
     matrix.all_reduce()
     results = _results(matrix, class_names, len(dataset), settings)
     results["seconds"] = round(time.perf_counter() - start, 2)
     if rank == 0:
         write_results(results, out_dir)
+        shutil.rmtree(parts.folder, ignore_errors=True)
         logger.info(
             "mIoU %.2f  aAcc %.2f  mAcc %.2f", results["miou"], results["aacc"], results["macc"]
         )
     return results
+
+
+PART_SIZE = 25  # images per part file: what a killed evaluation can lose
+PARTS_FORMAT = "zeroseg-eval-parts-1"
+
+
+class PartStore:
+    """This rank's confusion-matrix parts of one evaluation job (see the module's docstring)."""
+
+    def __init__(self, folder: Path, job: dict, rank: int) -> None:
+        self.folder, self.job, self.rank, self.reused = folder, job, rank, 0
+        path = folder / "job.json"
+        if path.is_file():
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                saved = None
+            if not isinstance(saved, dict) or saved.get("format") != PARTS_FORMAT:
+                raise ZeroSegError(
+                    f"{folder} is not a partial evaluation of this version; delete it to start over"
+                )
+            differs = _first_difference(saved, job)
+            if differs is not None:
+                raise ZeroSegError(
+                    f"{folder.parent} holds a partial evaluation with other settings ({differs} "
+                    f"differs); rerun with the same settings to finish it, or delete {folder} "
+                    "(or choose another --out) to start over"
+                )
+        elif rank == 0:
+            atomic_write_text(path, json.dumps(job, indent=1))
+
+    def _path(self, index: int) -> Path:
+        return self.folder / f"rank{self.rank}-part{index:05d}.json"
+
+    def load(self, index: int, num_classes: int) -> torch.Tensor | None:
+        """Part ``index``'s matrix when it was written and is intact, else None."""
+        path = self._path(index)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            values = record["matrix"]
+            ok = record["sha256"] == _matrix_hash(values) and len(values) == num_classes
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            logger.warning("evaluating the images of %s again: it is damaged", path.name)
+            return None
+        matrix = torch.tensor(values, dtype=torch.int64)
+        self.reused += int(record["images"])
+        return matrix
+
+    def save(self, index: int, matrix: torch.Tensor) -> None:
+        values = matrix.cpu().tolist()
+        images = min(PART_SIZE, self._count(index))
+        record = {"images": images, "matrix": values, "sha256": _matrix_hash(values)}
+        atomic_write_text(self._path(index), json.dumps(record))
+
+    def _count(self, index: int) -> int:
+        mine = len(range(self.rank, self.job["num_images"], self.job["world_size"]))
+        return mine - index * PART_SIZE
+
+
+def _matrix_hash(values: list) -> str:
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()
+
+
+def _first_difference(saved: dict, job: dict, prefix: str = "") -> str | None:
+    """The first key (dotted) whose value differs between two job records, or None."""
+    for key in sorted(set(saved) | set(job)):
+        a, b = saved.get(key), job.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _first_difference(a, b, f"{prefix}{key}.")
+            if inner is not None:
+                return inner
+        elif a != b:
+            return f"{prefix}{key}"
+    return None
 
 
 def _predict_labels(segmenter, image, label, num_classes: int, name: str) -> torch.Tensor:

@@ -7,6 +7,7 @@ ignored). Images are resized so the short side is ``resize_short`` and centre-cr
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from zeroseg.errors import ZeroSegError, first_line
+from zeroseg.runtime.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,97 @@ def resize_center_crop(img: Image.Image, resize_short: int, crop: int) -> Image.
     return img.crop((left, top, left + crop, top + crop))
 
 
+def read_crop(path: str | Path, resize_short: int, crop: int) -> Image.Image:
+    """The training crop of an image file (``open_rgb``, then ``resize_center_crop``), or a one-line
+    ZeroSegError naming the file: the one reader of folders, the teacher cache and packs."""
+    return resize_center_crop(open_rgb(path), resize_short, crop)
+
+
+class BadImageLog:
+    """Unreadable images met so far (distinct files, each with its one-line error), written to
+    ``path`` atomically when it is set; a ZeroSegError once there are more than ``limit``.
+
+    ``zeroseg pack``, the teacher cache and training from a folder all count through this class
+    (``data.max_bad_images``).
+    """
+
+    def __init__(self, limit: int, path: Path | None = None) -> None:
+        self.limit, self.path = limit, path
+        self.entries: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def load(self) -> None:
+        """Take in the images an earlier, interrupted run of the job listed in ``path``."""
+        if self.path is None or not self.path.is_file():
+            return
+        try:
+            listed = json.loads(self.path.read_text(encoding="utf-8"))["images"]
+            self.entries.update({entry["path"]: entry["error"] for entry in listed})
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning("ignoring %s: %s", self.path, first_line(error))
+
+    def record(self, path: str | Path, error: str) -> None:
+        """Count one unreadable image (once per file); raise past the limit."""
+        key = str(path)
+        if key in self.entries:
+            return
+        self.entries[key] = error
+        logger.warning("skipped (%d so far): %s", len(self.entries), error)
+        if self.path is not None:
+            self.write()
+        if len(self.entries) > self.limit:
+            where = f", listed in {self.path}" if self.path is not None else ""
+            raise ZeroSegError(
+                f"{len(self.entries)} unreadable images, over data.max_bad_images={self.limit}"
+                f"{where}; the last: {error}"
+            )
+
+    def write(self) -> None:
+        assert self.path is not None
+        images = [{"path": path, "error": error} for path, error in self.entries.items()]
+        record = {"count": len(images), "limit": self.limit, "images": images}
+        atomic_write_text(self.path, json.dumps(record, indent=1) + "\n")
+
+
+class SkipUnreadable(Dataset):
+    """The items of ``dataset`` (an ``ImageFolder``, or a dataset pairing its images with more),
+    each followed by the index of the unreadable image it stands in for (-1 when none) and that
+    image's error line ("" when none).
+
+    An unreadable image i is replaced by the next readable one (i + 1, i + 2, ..., wrapping), or,
+    with ``blank``, by a black crop (an ``ImageFolder`` only). The choice depends on the index
+    alone, so every epoch, every rank and a resumed run see the same images in the same places.
+    At most ``limit`` images in a row are tried before a one-line error.
+    """
+
+    def __init__(self, dataset, limit: int, blank: bool = False) -> None:
+        self.dataset, self.limit, self.blank = dataset, limit, blank
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple:
+        first = ""
+        tries = min(len(self.dataset), self.limit + 1)
+        for offset in range(1 if self.blank else tries):
+            try:
+                item = self.dataset[(index + offset) % len(self.dataset)]
+            except ZeroSegError as error:
+                first = first or str(error)
+                continue
+            items = item if isinstance(item, tuple) else (item,)
+            return (*items, index if first else -1, first)
+        if self.blank and self.limit > 0:
+            size = self.dataset.image_size
+            return torch.zeros(3, size, size), index, first
+        raise ZeroSegError(
+            f"{first}, and the {tries - 1} images after it too: over data.max_bad_images="
+            f"{self.limit}" if tries > 1 else f"{first} (data.max_bad_images={self.limit})"
+        )  # fmt: skip
+
+
 def find_images(root: str | Path) -> list[Path]:
     """All image files below folder ``root``, sorted, or the files a text file ``root`` lists (one
     path per line, relative to the list's folder; blank lines and ``#`` comments skipped, order
@@ -154,5 +247,4 @@ class ImageFolder(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> Tensor:
-        img = open_rgb(self.files[index])
-        return to_tensor(resize_center_crop(img, self.resize_short, self.image_size))
+        return to_tensor(read_crop(self.files[index], self.resize_short, self.image_size))

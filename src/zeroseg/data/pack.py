@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from zeroseg.config import ExperimentConfig
-from zeroseg.data.images import ImageFolder, open_rgb, resize_center_crop, to_tensor
+from zeroseg.data.images import BadImageLog, ImageFolder, read_crop, to_tensor
 from zeroseg.data.sharded_job import read_json, run_shards, start_job
 from zeroseg.data.teacher_cache import files_hash, teacher_identity
 from zeroseg.errors import ZeroSegError
@@ -133,9 +133,11 @@ class ShardPacker:
         teacher: CLIPTeacher | None = None,
         device: torch.device | None = None,
         batch_size: int = 64,
+        bad_images: BadImageLog | None = None,
     ) -> None:
         self.out_dir, self.images, self.options = Path(out_dir), images, options
         self.teacher, self.device, self.batch_size = teacher, device, batch_size
+        self.bad_images = bad_images if bad_images is not None else BadImageLog(100)
         generator = np.random.default_rng(options.seed)
         self.order = generator.permutation(len(images))
         self.names = shard_names(len(images), options.shard_size)
@@ -146,12 +148,10 @@ class ShardPacker:
         for image_index in self.order[index * size : (index + 1) * size]:
             path = self.images.files[image_index]
             try:
-                crop = resize_center_crop(
-                    open_rgb(path), self.images.resize_short, self.images.image_size
-                )
+                crop = read_crop(path, self.images.resize_short, self.images.image_size)
             except ZeroSegError as error:
-                logger.warning("skipped: %s", error)
                 skipped.append(str(path))
+                self.bad_images.record(path, str(error))  # raises past data.max_bad_images
                 continue
             key = f"{image_index:09d}"
             suffix, data = encode_crop(crop, self.options)
@@ -195,8 +195,9 @@ def pack(
         start_job(out_dir, identity, info)
         teacher = build_teacher(config.teacher).to(device).eval() if options.views else None
         packer = ShardPacker(
-            out_dir, images, options, teacher, device, config.optim.micro_batch_size
-        )
+            out_dir, images, options, teacher, device, config.optim.micro_batch_size,
+            BadImageLog(config.data.max_bad_images),
+        )  # fmt: skip
         records = run_shards(out_dir, packer.names, packer, info, progress, desc="pack")
         # records: the main rank's (None on the others)
         manifest = _write_manifest(out_dir, identity, records) if records is not None else None

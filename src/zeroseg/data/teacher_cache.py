@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from zeroseg.config import ExperimentConfig
-from zeroseg.data.images import ImageFolder
+from zeroseg.data.images import BadImageLog, ImageFolder, SkipUnreadable
 from zeroseg.data.sharded_job import read_json, run_shards, start_job
 from zeroseg.errors import ZeroSegError
 from zeroseg.models.teacher import CLIPTeacher
@@ -189,38 +189,54 @@ def fill_cache(
     batch_size: int = 64,
     num_workers: int = 0,
     progress: bool = True,
+    max_bad_images: int = 100,
 ) -> ChunkedRows:
     """Compute every image's views with ``teacher`` (chunks shared over ranks, finished chunks of
-    an interrupted fill kept) and return them."""
+    an interrupted fill kept) and return them.
+
+    An unreadable image gets a row of zeros (training never reads it: it puts the next readable
+    image, with its row, in its place) and is listed in its chunk's record and in ``meta.json``
+    (``skipped``); more than ``max_bad_images`` of them on one rank stop the fill in one line.
+    """
     cache_dir = Path(cache_dir)
+    bad = BadImageLog(max_bad_images)
     start_job(cache_dir, identity, info)
     names = _chunk_names(identity)
     rows = identity["chunk_rows"]
     grid = tuple(identity["dense"]["grid"]) if identity.get("dense") else None
 
     def write_chunk(index: int) -> tuple[list[Path], int, dict]:
-        part = Subset(dataset, range(index * rows, min((index + 1) * rows, len(dataset))))
-        views, dense = [], []
+        readable = SkipUnreadable(dataset, max_bad_images, blank=True)
+        part = Subset(readable, range(index * rows, min((index + 1) * rows, len(dataset))))
+        views, dense, skipped = [], [], []
         with torch.no_grad():
-            for images in DataLoader(part, batch_size=batch_size, num_workers=num_workers):
+            loader = DataLoader(part, batch_size=batch_size, num_workers=num_workers)
+            for images, unreadable, errors in loader:
+                for image_index, error in zip(unreadable.tolist(), errors):
+                    if image_index >= 0:
+                        bad.record(dataset.files[image_index], error)
+                        skipped.append(str(dataset.files[image_index]))
+                good = (unreadable < 0).view(-1, 1, 1).numpy()
                 images = images.to(device)
-                views.append(teacher.encode_views(images).cpu().numpy().astype(np.float16))
+                rows_views = teacher.encode_views(images).cpu().numpy().astype(np.float16)
+                views.append(rows_views * good)
                 if grid is not None:
-                    dense.append(
-                        teacher.encode_dense(images, grid).cpu().numpy().astype(np.float16)
-                    )
+                    rows_dense = teacher.encode_dense(images, grid).cpu().numpy()
+                    dense.append(rows_dense.astype(np.float16) * good)
         files = [_save_npy(cache_dir / f"{names[index]}.npy", np.concatenate(views))]
         if grid is not None:
             dense_name = names[index].replace("views", "dense")
             files.append(_save_npy(cache_dir / f"{dense_name}.npy", np.concatenate(dense)))
-        return files, len(part), {}
+        return files, len(part), {"skipped": skipped}
 
     records = run_shards(cache_dir, names, write_chunk, info, progress, desc="teacher views")
     if records is not None:  # the main rank's (None on the others)
         files = {name: stamp for record in records for name, stamp in record["files"].items()}
-        complete = {**identity, "complete": True, "files": files}
+        skipped = [path for record in records for path in record.get("skipped", [])]
+        complete = {**identity, "complete": True, "files": files, "skipped": skipped}
         atomic_write_text(cache_dir / "meta.json", json.dumps(complete))
-        logger.info("teacher cache %s: %d images in %d chunks", cache_dir, len(dataset), len(names))
+        logger.info("teacher cache %s: %d images in %d chunks (%d unreadable, skipped)",
+                    cache_dir, len(dataset), len(names), len(skipped))  # fmt: skip
     barrier(info)
     return open_cache(cache_dir, identity)
 
@@ -255,6 +271,7 @@ def cached_dataset(
         views = fill_cache(
             cache_dir, identity, dataset, teacher, device, info,
             batch_size=config.optim.micro_batch_size, progress=progress,
+            max_bad_images=config.data.max_bad_images,
         )  # fmt: skip
     return CachedViews(dataset, views, open_dense(cache_dir, identity))
 

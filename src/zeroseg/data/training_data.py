@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from zeroseg.config import ExperimentConfig
-from zeroseg.data.images import ImageFolder
+from zeroseg.data.images import BadImageLog, ImageFolder, SkipUnreadable
 from zeroseg.data.shard_stream import ShardStream
 from zeroseg.data.teacher_cache import CachedViews, cached_dataset, teacher_identity
 from zeroseg.errors import ZeroSegError
@@ -51,10 +52,35 @@ class TrainingData:
     num_images: int
     loader: DataLoader
     position: ResumableSampler | ShardStream
+    # a folder's unreadable images (``SkipUnreadable``), counted and listed; None for a pack
+    bad_images: BadImageLog | None = None
+    files: list[Path] | None = None
+
+    def record_skipped_in(self, run_dir: Path, rank: int, keep: bool) -> None:
+        """List unreadable images in ``run_dir/skipped_images.json`` (rank r > 0:
+        ``skipped_images.rank{r}.json``); with ``keep`` (a resumed run) after those listed there."""
+        if self.bad_images is not None:
+            name = "skipped_images.json" if rank == 0 else f"skipped_images.rank{rank}.json"
+            self.bad_images.path = Path(run_dir) / name
+            if keep:
+                self.bad_images.load()
 
     def batches(self, consumed: int) -> Iterator:
         """Endless micro-batches, reshuffled every epoch, starting after ``consumed`` of them
         (this rank's micro-batches already trained on)."""
+        for batch in self._batches(consumed):
+            yield batch if self.bad_images is None else self._strip(batch)
+
+    def _strip(self, batch: list) -> object:
+        """A batch of ``SkipUnreadable`` without its last two fields, recording what they name."""
+        assert self.bad_images is not None and self.files is not None
+        *fields, indices, errors = batch
+        for index, error in zip(indices.tolist(), errors):
+            if index >= 0:
+                self.bad_images.record(self.files[index], error)
+        return fields[0] if len(fields) == 1 else fields
+
+    def _batches(self, consumed: int) -> Iterator:
         if isinstance(self.position, ShardStream):
             epoch, done = self.position.locate(consumed)
             while True:
@@ -87,18 +113,20 @@ def training_data(
     dataset: ImageFolder | CachedViews = images
     if config.data.teacher_cache:
         dataset = cached_dataset(config, images, teacher, device, info, progress)
+    readable = SkipUnreadable(dataset, config.data.max_bad_images)
     sampler = ResumableSampler(
         DistributedSampler(
-            dataset, info.world_size, info.rank, shuffle=True, seed=config.train.seed,
+            readable, info.world_size, info.rank, shuffle=True, seed=config.train.seed,
             drop_last=True,
         )
     )  # fmt: skip
-    loader = _loader(config, dataset, device, sampler)
+    loader = _loader(config, readable, device, sampler)
     if len(loader) == 0:
         raise ZeroSegError(
             f"{len(dataset)} images under {config.data.root} are fewer than one micro-batch per rank"
         )
-    return TrainingData(len(dataset), loader, sampler)
+    bad = BadImageLog(config.data.max_bad_images)
+    return TrainingData(len(dataset), loader, sampler, bad, images.files)
 
 
 def pack_stream(config: ExperimentConfig, info: DistInfo) -> ShardStream:

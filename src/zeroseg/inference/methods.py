@@ -51,8 +51,11 @@ def build_method(
     Raises:
         ZeroSegError: an unknown method, or ``zeroseg`` without a checkpoint.
     """
+    from zeroseg.runtime.distributed import select_device
+
     if method not in METHODS:
         raise ZeroSegError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    device = select_device(device)  # a one-line error for a bogus or absent device
     if method == "zeroseg":
         from zeroseg.inference.segmenter import Segmenter
 
@@ -71,7 +74,7 @@ def build_method(
         given = {"model": teacher_model, "pretrained": teacher_pretrained}
         overrides = [f"{key}={value}" for key, value in given.items() if value is not None]
         teacher_cfg = resolve_config(TeacherConfig, overrides=overrides)
-    teacher = build_teacher(teacher_cfg).to(device or "cpu")
+    teacher = build_teacher(teacher_cfg).to(device)
     readout = "maskclip" if method == "teacher-dense" else method
     segmenter = DenseCLIPSegmenter(teacher, config, readout=readout)
     return MethodModel(segmenter, None, _identity(teacher_cfg))

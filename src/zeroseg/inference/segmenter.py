@@ -38,6 +38,7 @@ from zeroseg.models.grouping import compose_assignments
 from zeroseg.models.seg_head import SegHeadOutput
 from zeroseg.models.teacher import CLIPTeacher, build_teacher, check_student_matches
 from zeroseg.models.zeroseg import ZeroSeg
+from zeroseg.runtime.distributed import select_device
 
 
 @dataclass
@@ -88,6 +89,40 @@ def resize_short_side(image: Tensor, config: InferenceConfig) -> Tensor:
         return cv2_bilinear(image * 255, size) / 255
     resized = F.interpolate(image, size, mode="bilinear", align_corners=False, antialias=True)
     return resized.clamp(0, 1)
+
+
+RANGE_SLACK = 1e-3  # resampled [0, 1] images may overshoot by rounding
+
+
+def check_image(image: object) -> None:
+    """Refuse, in one line, what ``predict`` cannot segment: not a tensor, not float (a uint8
+    0..255 image included), not (3, H, W), no pixels, NaN or infinite values, values outside
+    [0, 1] (a mean/std-normalised image)."""
+    if not isinstance(image, Tensor):
+        raise ZeroSegError(
+            f"predict expects a (3, H, W) float torch.Tensor in [0, 1], got {type(image).__name__} "
+            "(zeroseg.data.images.load_image reads a file)"
+        )
+    if not image.is_floating_point():
+        hint = " divided by 255: image.float() / 255" if image.dtype == torch.uint8 else ""
+        raise ZeroSegError(
+            f"predict expects a float image in [0, 1], got dtype {image.dtype}; pass it as float"
+            f"{hint}"
+        )
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ZeroSegError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+    if image.shape[1] == 0 or image.shape[2] == 0:
+        raise ZeroSegError(f"the image has no pixels (shape {tuple(image.shape)})")
+    finite = torch.isfinite(image)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ZeroSegError(f"the image holds {bad} NaN or infinite values; expected [0, 1]")
+    low, high = float(image.min()), float(image.max())
+    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise ZeroSegError(
+            f"the image's values span [{low:.3g}, {high:.3g}]; predict expects [0, 1] (an 8-bit "
+            "image divided by 255, not normalised by a mean and std)"
+        )
 
 
 def slide_windows(
@@ -162,10 +197,13 @@ class WindowSegmenter:
 
     @torch.no_grad()
     def predict(self, image: Tensor) -> SegmentationResult:
-        """Segment one (3, H, W) [0,1] image with the current vocabulary."""
+        """Segment one (3, H, W) float image in [0, 1] with the current vocabulary.
+
+        Anything else is a one-line ``ZeroSegError`` (``check_image``): a uint8 image of 0..255 is
+        refused rather than guessed at (pass ``image.float() / 255``, or ``load_image(path)``).
+        """
         vocabulary = self._queries
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ZeroSegError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+        check_image(image)
         height, width = image.shape[-2:]
         resized = resize_short_side(image.to(self.device).float().unsqueeze(0), self.config)
         if self.config.mode == "whole":
@@ -284,7 +322,7 @@ class Segmenter(WindowSegmenter):
     ) -> Segmenter:
         teacher = build_teacher(teacher_config)
         check_student_matches(teacher, experiment.seg_head.out_dim, str(source))
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = select_device(device)
         segmenter = cls(model.to(device), teacher.to(device), config)
         segmenter.checkpoint_path = source
         segmenter.experiment_config = experiment

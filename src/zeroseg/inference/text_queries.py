@@ -35,6 +35,38 @@ def validate_class_names(names: Sequence[str]) -> list[str]:
     return names
 
 
+def class_entries(class_names: object, what: str = "class names") -> list[list[str]]:
+    """``class_names`` as a list of synonym lists, or a one-line error for a wrong type: a string
+    (pass a list, or ``parse_class_list`` for "cat, dog"), a number, a list holding anything but
+    strings and lists of strings, or an empty list or entry."""
+    if isinstance(class_names, str | bytes):
+        raise ZeroSegError(
+            f"{what} must be a list of strings, e.g. ['cat', 'dog'], not the string "
+            f"{_short(class_names)} (parse_class_list splits 'cat, dog' into a list)"
+        )
+    if not isinstance(class_names, Sequence | set | frozenset) or isinstance(class_names, dict):
+        raise ZeroSegError(
+            f"{what} must be a list of strings, e.g. ['cat', 'dog'], got {type(class_names).__name__}"
+        )
+    entries = []
+    for entry in class_names:
+        names = [entry] if isinstance(entry, str) else entry
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ZeroSegError(
+                f"{what}: each entry must be a string or a list of synonym strings, got "
+                f"{_short(entry)} ({type(entry).__name__})"
+            )
+        if not names or any(not n.strip() for n in names):
+            raise ZeroSegError(f"{what}: an entry is empty or has an empty name")
+        entries.append(list(names))
+    return entries
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_class_list(text: str) -> list[str | list[str]]:
     """Split "cat | kitten, dog, grass" into classes (validated).
 
@@ -84,8 +116,11 @@ class TextQueries:
         cache: dict | None = None,
     ) -> TextQueries:
         """Embed each class's names (a sequence entry = synonyms; the first is the display name)."""
-        classes = [[c] if isinstance(c, str) else list(c) for c in class_names]
-        validate_class_names([c[0] if c else "" for c in classes])
+        classes = class_entries(class_names)
+        validate_class_names([c[0] for c in classes])
+        if background_words:
+            background_words = [w for entry in class_entries(background_words, "background words")
+                                for w in entry]  # fmt: skip
         if background_words and not background:
             raise ZeroSegError("background words need background=True")
         queries, owners = [], []

@@ -37,10 +37,15 @@ def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` = this process's CUDA device when available, else CPU."""
-    if name == "auto":
+def select_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """``auto`` (or None) = this process's CUDA device when available, else CPU; anything else is
+    checked to exist here (a one-line error for ``bogus``, or ``cuda`` without a GPU)."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name is None or name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(name, str):
+        raise ZeroSegError(f"device {name!r} is not a device name (cpu, cuda, cuda:N, mps)")
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
@@ -68,7 +73,17 @@ def init_distributed(device: torch.device) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        if restart == 0:
+            dist.init_process_group(backend=backend)
+        else:
+            # a job torchrun restarted (--max-restarts) after a rank died: the store can still
+            # hold the dead attempt's addresses, so this attempt's keys get their own prefix
+            from torch.distributed.rendezvous import rendezvous
+
+            store, _, _ = next(rendezvous("env://"))
+            store = dist.PrefixStore(f"zeroseg/attempt_{restart}", store)
+            dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
     return DistInfo(rank, world_size, local_rank)
 
 

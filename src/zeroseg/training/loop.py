@@ -11,7 +11,9 @@ import contextlib
 import json
 import logging
 import math
+import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +81,11 @@ def make_schedule(config: ExperimentConfig, dataset_size: int, world_size: int) 
         )
     steps_per_epoch = max(1, dataset_size // optim.batch_size)
     total = config.train.steps or math.ceil(optim.epochs * steps_per_epoch)
+    if total <= 0:
+        raise ZeroSegError(
+            f"nothing to train: optim.epochs={optim.epochs:g} and no train.steps; set "
+            "optim.epochs > 0 or pass --steps N"
+        )
     warmup = round(total * optim.warmup_epochs / optim.epochs) if optim.epochs > 0 else 0
     return Schedule(
         optim.batch_size // per_step, total, warmup, effective_lr(optim.base_lr, optim.batch_size)
@@ -108,13 +115,48 @@ def _write_env(run_dir: Path, info: DistInfo, device: torch.device) -> None:
     atomic_write_text(run_dir / "env.txt", "\n".join(lines) + "\n")
 
 
+def check_writable_folder(folder: Path, what: str) -> None:
+    """A one-line error when ``folder`` cannot be a writable folder (it is a file, or the nearest
+    existing folder above it refuses a new entry, as below ``/proc``); creates nothing."""
+    if folder.exists():
+        if not folder.is_dir():
+            raise ZeroSegError(f"{what} {folder} exists and is not a folder")
+        parent = folder
+    else:
+        parent = folder.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ZeroSegError(f"{what} {folder} cannot be created: {parent} is not a folder")
+    try:  # the one sure test: make (and remove) an entry where the folder or its parents will go
+        probe = tempfile.mkdtemp(prefix=".zeroseg-probe-", dir=parent)
+        os.rmdir(probe)
+    except OSError as error:
+        raise ZeroSegError(
+            f"{what} {folder} cannot be created or written: {parent}: {error.strerror or error}"
+        ) from None
+
+
+def _write_run_files(run_dir: Path, config: ExperimentConfig, info: DistInfo, device) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ZeroSegError(f"cannot create the run folder {run_dir}: {error.strerror}") from None
+    save_config(config, run_dir / "config.yaml")
+    _write_env(run_dir, info, device)
+
+
 def train(
     config: ExperimentConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> TrainResult:
     """Train a ZeroSeg student as ``config`` says, writing checkpoints to ``run_dir``."""
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ZeroSegError(f"--out {run_dir} exists and is not a folder")
+    if not config.train.steps and not config.optim.epochs:
+        raise ZeroSegError(
+            "nothing to train: optim.epochs=0 and no train.steps; set optim.epochs > 0 or pass "
+            "--steps N"
+        )
+    check_writable_folder(run_dir, "--out")
     device = select_device(config.train.device)
     info = init_distributed(device)
     try:
@@ -146,7 +188,7 @@ def _train(
     optimizer = build_optimizer(
         student, schedule.peak_lr, config.optim.weight_decay, config.optim.betas
     )
-    start_step = _maybe_resume(run_dir, resume, student, optimizer)
+    start_step = _maybe_resume(run_dir, resume, student, optimizer, info.rank, info.world_size)
     task = DistillationTask(
         student, teacher, config.loss, config.encoder.mask_ratio, config.decoder.norm_pix_loss
     )
@@ -154,9 +196,6 @@ def _train(
         ids = [device.index] if device.type == "cuda" else None
         task.student = DistributedDataParallel(student, device_ids=ids)
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-        _write_env(run_dir, info, device)
         logger.info(
             "%d images; %d steps (warm-up %d) of %d images (%d x %d ranks x %d accumulation); "
             "peak lr %.3g; student %.2fM parameters",
@@ -166,6 +205,7 @@ def _train(
         )  # fmt: skip
     if info.is_main and start_step:
         _truncate_jsonl(run_dir / "metrics.jsonl", start_step)
+    data.record_skipped_in(run_dir, info.rank, keep=start_step > 0)
     batches = data.batches(start_step * schedule.accumulation)
     result = TrainResult(run_dir, start_step, student=student)
     bar = progress_bar(
@@ -194,6 +234,10 @@ def _train(
                     task, batches, optimizer, schedule.accumulation, device, config, info
                 )
                 record = {"step": step + 1, "lr": lr, **losses}
+                if step == start_step and info.is_main:
+                    # only now that the data gave a whole step: a run that stops on bad data
+                    # before it leaves no config.yaml and env.txt behind
+                    _write_run_files(run_dir, config, info, device)
                 # logged before the checkpoint: a kill between the two replays this step on resume
                 # (its line is dropped and rewritten), never leaves a checkpoint without its line
                 if info.is_main and ((step + 1) % config.train.log_every == 0 or step == 0):
@@ -277,7 +321,9 @@ def train_step(
     return means
 
 
-def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
+def _maybe_resume(
+    run_dir: Path, resume: bool, student, optimizer, rank: int = 0, world_size: int = 1
+) -> int:
     latest = ckpt.latest_checkpoint(run_dir)
     if not resume:
         if latest is not None:
@@ -299,7 +345,10 @@ def _maybe_resume(run_dir: Path, resume: bool, student, optimizer) -> int:
         raise ZeroSegError(
             f"cannot resume from {latest}: it does not match this config ({first})"
         ) from None
-    if "rng" in state:
+    rng_ranks = state.get("rng_ranks")
+    if rng_ranks is not None and len(rng_ranks) == world_size:
+        torch.set_rng_state(rng_ranks[rank].clone())
+    elif "rng" in state:
         torch.set_rng_state(state["rng"])
     logger.info("resumed from %s at step %d", latest, state["step"])
     return int(state["step"])
@@ -341,6 +390,10 @@ def _save(
     weights = task.unwrapped_student.state_dict()
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
         raise NonFiniteLossError("the weights are not finite after the optimiser step")
+    rng_ranks: list | None = None
+    if info.enabled:  # every rank draws its own masks: each one's generator, for an exact resume
+        rng_ranks = [None] * info.world_size
+        torch.distributed.all_gather_object(rng_ranks, torch.get_rng_state())
     if info.is_main:
         state = {
             "step": step,
@@ -350,13 +403,18 @@ def _save(
             "rng": torch.get_rng_state(),
             "saved_at": time.time(),
         }
+        if rng_ranks is not None:
+            state["rng_ranks"] = torch.stack(rng_ranks)
         ckpt.save_checkpoint(run_dir, state, keep=config.train.keep_checkpoints)
     barrier(info)
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+    except OSError as error:
+        raise ZeroSegError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _unpack(batch) -> tuple:
