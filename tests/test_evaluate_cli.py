@@ -49,19 +49,23 @@ def test_evaluate_writes_results_and_reproducible_predictions(tmp_path, tiny_run
     )
 
 
-@pytest.mark.parametrize("method", ["sclip", "clearclip", "naclip"])
-def test_evaluate_training_free_readouts_record_their_protocol(
-    tmp_path, tiny_run, voc_root, method
-):
-    code = main(["evaluate", "--checkpoint", str(tiny_run), "--method", method, "--protocol",
-                 method, "--dataset", "voc", "--data-root", str(voc_root), "--out",
-                 str(tmp_path / "o"), "--no-progress", "short_side=32", "window=32", "stride=16",
-                 "templates=simple1"])  # fmt: skip
-    assert code == 0
+@pytest.mark.parametrize("method", ["sclip", "clearclip", "naclip", "maskclip"])
+def test_evaluate_training_free_readouts_bring_their_protocol(tmp_path, tiny_run, voc_root, method):
+    """``--method M`` alone runs protocol M; an explicit ``--protocol`` wins; both recorded."""
+    args = ["evaluate", "--checkpoint", str(tiny_run), "--method", method, "--dataset", "voc",
+            "--data-root", str(voc_root), "--out", str(tmp_path / "o"), "--no-progress",
+            "short_side=32", "window=32", "stride=16", "templates=simple1"]  # fmt: skip
+    assert main(args) == 0
     settings = json.loads((tmp_path / "o" / "results.json").read_text())["settings"]
     assert settings["method"] == method and settings["protocol"] == method
-    text = json.dumps(settings)
-    assert ('pamr_steps": 10' in text) is (method == "naclip")
+    assert settings["protocol_from"] == "the method's default"
+    assert settings["inference"]["merge"] == "logits"
+    assert (settings["inference"]["pamr_steps"] == 10) is (method == "naclip")
+    assert main([*args, "--protocol", "zeroseg"]) == 0
+    settings = json.loads((tmp_path / "o" / "results.json").read_text())["settings"]
+    assert (settings["method"], settings["protocol"]) == (method, "zeroseg")
+    assert settings["protocol_from"] == "--protocol"
+    assert settings["inference"]["top_k_classes"] == 5
 
 
 def test_evaluate_teacher_dense_baseline(tmp_path, tiny_run, voc_root):

@@ -11,7 +11,7 @@ from zeroseg.errors import ZeroSegError
 SIZES = {"voc": 21, "voc20": 20, "context": 60, "context59": 59, "coco-object": 81}
 
 
-@pytest.mark.parametrize("flavour", ["groupvit", "sclip"])
+@pytest.mark.parametrize("flavour", ["groupvit", "sclip", "sclip-clean", "clearclip"])
 @pytest.mark.parametrize("dataset", list(SIZES))
 def test_every_shipped_file_loads_with_the_right_size(dataset, flavour):
     vocab = load_vocabulary(dataset, flavour)
@@ -47,9 +47,25 @@ def test_sclip_flavour_synonyms_and_background_words():
     ]
     assert load_vocabulary("context", "sclip").background_words == ["background"]
     assert load_vocabulary("context59", "sclip").display_names == list(CONTEXT_CLASSES[1:])
-    coco = load_vocabulary("coco-object", "sclip")
-    assert "bed" not in coco.background_words and "bed" in coco.display_names
+    coco = load_vocabulary("coco-object", "sclip")  # the authors' file: bed in both places
+    assert "bed" in coco.background_words and "bed" in coco.display_names
     assert coco.class_names[1][-1] == "body"
+    clean = load_vocabulary("coco-object", "sclip-clean")
+    assert "bed" not in clean.background_words and clean.class_names == coco.class_names
+    assert load_vocabulary("voc20", "sclip-clean").class_names == voc.class_names[1:]
+
+
+def test_clearclip_flavour_single_names_and_background_query():
+    voc = load_vocabulary("voc", "clearclip")
+    assert voc.background_words == ["background"]
+    assert voc.class_names[15] == ["person"] and voc.class_names[20] == ["tvmonitor"]
+    assert voc.class_names[4] == ["ship"]
+    assert load_vocabulary("voc20", "clearclip").class_names == voc.class_names[1:]
+    coco = load_vocabulary("coco-object", "clearclip")
+    assert coco.background_words == ["background"]
+    assert coco.display_names[1:] == list(COCO_OBJECT_CLASSES[1:])
+    context = load_vocabulary("context", "clearclip")
+    assert context.class_names == load_vocabulary("context", "sclip").class_names
 
 
 @pytest.mark.parametrize(
@@ -90,7 +106,7 @@ def test_unknown_names_are_errors():
     with pytest.raises(ZeroSegError, match="unknown dataset"):
         load_vocabulary("ade20k")
     with pytest.raises(ZeroSegError, match="unknown vocabulary flavour"):
-        load_vocabulary("voc", "clearclip")
+        load_vocabulary("voc", "naclip")
 
 
 def test_apply_to_sets_background_convention():

@@ -54,6 +54,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_segment(sub) -> None:
+    from zeroseg.benchmark.protocols import PROTOCOLS
+
     p = sub.add_parser("segment", help="segment images with your own class names")
     p.add_argument("images", nargs="+", help="image files, folders (recursive) or glob patterns")
     p.add_argument("--checkpoint", help="the student: run, checkpoint, release or Hub id")
@@ -65,6 +67,11 @@ def _add_segment(sub) -> None:
     p.add_argument("--short-side", type=int, help="resize short side (short_side) [model's size]")
     p.add_argument("--templates", help="imagenet80, subset7 or simple1 (templates) [imagenet80]")
     p.add_argument("--coco", action="store_true", help="also write coco.json with RLE masks")
+    p.add_argument(
+        "--protocol", choices=list(PROTOCOLS),
+        help="settings of a benchmark protocol, on PASCAL Context (a readout's own by default; "
+        "the student: the release's settings)",
+    )  # fmt: skip
     _add_method(p)
     p.add_argument("--device", default=None, help="cpu, cuda, ... [auto]")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -95,7 +102,6 @@ def _run_segment(args: argparse.Namespace) -> int:
     from zeroseg.apps.segment_files import collect_or_fail, segment_inputs, summary_lines
     from zeroseg.config import resolve_config
     from zeroseg.inference.config import InferenceConfig
-    from zeroseg.inference.segmenter import inference_defaults
     from zeroseg.inference.text_queries import parse_class_list
 
     flags = {
@@ -107,7 +113,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     config = resolve_config(
         InferenceConfig,
         overrides=[*_flag_overrides(args, flags), *args.overrides],
-        base=inference_defaults(args.checkpoint) if args.checkpoint else None,
+        base=_segment_base(args),
     )
     segmenter = _method_model(args, config, args.device).segmenter
     segmenter.set_vocabulary(classes, background=args.background)
@@ -120,6 +126,20 @@ def _run_segment(args: argparse.Namespace) -> int:
         print(f"zeroseg: {skipped} of {done + skipped} inputs skipped (listed in summary.json)",
               file=sys.stderr)  # fmt: skip
     return 1 if skipped else 0
+
+
+def _segment_base(args: argparse.Namespace):
+    """``segment``'s settings before the flags: the protocol's (given, or the readout's own),
+    else a release's recorded ones (None: the plain defaults)."""
+    from zeroseg.benchmark.protocols import default_protocol, segment_config
+    from zeroseg.inference.segmenter import inference_defaults
+
+    protocol = args.protocol
+    if protocol is None and args.method != "zeroseg":
+        protocol = default_protocol(args.method)
+    if protocol is not None:
+        return segment_config(protocol)
+    return inference_defaults(args.checkpoint) if args.checkpoint else None
 
 
 def _add_export(sub) -> None:
@@ -261,14 +281,18 @@ def _run_pack(args: argparse.Namespace) -> int:
 
 def _add_evaluate(sub) -> None:
     from zeroseg.benchmark.protocols import DATASETS, PROTOCOLS
+    from zeroseg.benchmark.vocabularies import FLAVOURS
 
     p = sub.add_parser("evaluate", help="benchmark mIoU with a published protocol")
     p.add_argument("--checkpoint", help="run directory or checkpoint (the student)")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-root", required=True, help="dataset root (e.g. the VOCdevkit folder)")
-    p.add_argument("--protocol", default="zeroseg", choices=list(PROTOCOLS), help="[zeroseg]")
+    p.add_argument(
+        "--protocol", choices=list(PROTOCOLS),
+        help="[the method's own: sclip, clearclip, naclip, maskclip; zeroseg for the student]",
+    )  # fmt: skip
     _add_method(p)
-    p.add_argument("--vocabulary", choices=["groupvit", "sclip"], help="class-name flavour")
+    p.add_argument("--vocabulary", choices=list(FLAVOURS), help="class-name flavour")
     p.add_argument("--save-predictions", metavar="DIR", help="write label PNGs here")
     p.add_argument("--out", required=True, help="folder for results.json and results.md")
     p.add_argument("--device", default=None)
@@ -286,7 +310,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         device=args.device, save_predictions=args.save_predictions,
         progress=not args.no_progress,
     )  # fmt: skip
-    print(f"{args.dataset} ({args.protocol}): mIoU {results['miou']:.2f}  -> {Path(args.out)}")
+    protocol = results["settings"]["protocol"]
+    print(f"{args.dataset} ({protocol}): mIoU {results['miou']:.2f}  -> {Path(args.out)}")
     return 0
 
 

@@ -13,24 +13,53 @@ are the ones the published numbers were measured on.
   threshold acts on those numbers, as in GroupViT's ``encode_decode``).
 - ``groupvit``: GroupViT's released code and configs: the same geometry and top-5 step,
   thresholds 0.95 / 0.35 / 0.95 and the single template "a photo of a {}.".
-- ``sclip`` (for comparison with training-free CLIP methods): short side 336, sliding 224 windows
-  with stride 112, logit scale 65 on VOC21, 50 on Context60 and COCO-Object, 40 elsewhere, a 0.1
-  probability threshold on background datasets only, no top-k step, SCLIP's class names with
-  synonyms and background words. Not reproduced: SCLIP's VOC21 ``area_thd`` (dropping classes
-  under 10 % of the predicted foreground) and its un-capped threshold (ours is capped at the
-  image's best score).
+- ``sclip``, ``clearclip``, ``naclip`` (for comparison with training-free CLIP methods): each
+  reproduces its authors' pipeline (table below), with their class-name files
+  (``vocabularies``: ``sclip`` for SCLIP and NACLIP, ``clearclip`` for ClearCLIP).
+- ``maskclip``: the MaskCLIP readout under SCLIP's settings (how the SCLIP, ClearCLIP and NACLIP
+  papers tabulate MaskCLIP), with the position embedding resampled by size as MaskCLIP's code
+  does. MaskCLIP's own configs (whole image, VOC20 short side 512, Context59 long side 520,
+  mmseg 0.x) are not reproduced.
 
-- ``clearclip`` (ClearCLIP's configs): short side 448, sliding 448 windows with stride 224, logit
-  scale 50, probability thresholds VOC 0.5 / Context 0.15 / COCO-Object 0.4, SCLIP's class names.
-  Not reproduced: ClearCLIP's single-name class files for VOC and COCO-Object (``background``,
-  ``person``, ``tvmonitor``; its Context names are SCLIP's).
-- ``naclip`` (NACLIP's configs, v2): short side 336, sliding 224/112 (VOC and VOC20: the whole
-  image), logit scale 40, threshold 0.1 on background datasets, SCLIP's class names, PAMR with 10
-  steps and dilations (8, 16). Not reproduced: NACLIP refines the cosine logits before the
-  temperature and soft-max; ``pamr_steps`` refines the class scores after them.
+``--method M`` (M a readout) brings protocol M unless ``--protocol`` is given
+(``default_protocol``); ``results.json`` records both.
 
-For the training-free methods (``--method sclip|clearclip|naclip``) the windows' class scores are
-averaged; their code averages the windows' cosine logits and applies the temperature after.
+Every setting of the readout protocols, with the file of the authors' repository it comes from
+(SCLIP = wangf3014/SCLIP, CC = mc-lan/ClearCLIP, NA = sinahmr/NACLIP, MC = chongzhou96/MaskCLIP):
+
+| setting (``InferenceConfig``) | sclip | clearclip | naclip | source |
+|---|---|---|---|---|
+| short side / long cap | 336 / 2048 | 448 / 2048 | 336 / 2048 | ``configs/cfg_*.py`` ``Resize`` |
+| mode, window / stride | slide 224 / 112 | slide 448 / 224 | slide 224 / 112; VOC21, VOC20 whole | SCLIP, NA ``clip_segmentor.py``/``naclip.py`` defaults, ``cfg_voc2*.py`` ``slide_crop=0``; CC ``clearclip_segmentor.py`` |
+| ``logit_scale`` | 40; VOC21 65; Context60, COCO-Obj 50 | 50 | 40 | ``configs/cfg_*.py``, segmentor defaults |
+| ``bg_threshold`` (``prob_thd``) | 0.1 on VOC21, Context60, COCO-Obj | 0.5 / 0.15 / 0.4 | 0.1 | ``configs/cfg_*.py`` |
+| ``area_threshold`` | VOC21 0.1 | - | - | SCLIP ``configs/cfg_voc21.py``, ``postprocess_result`` |
+| ``pos_resample`` | scale | scale | scale | ``interpolate_pos_encoding`` in SCLIP/NA ``clip/model.py``, CC ``open_clip/transformer.py`` |
+| ``remainder`` | drop | zeros (centred) | drop | ``forward_feature``; CC ``compute_padsize`` |
+| ``merge`` | logits | logits | logits | ``forward_slide``, ``predict``, ``postprocess_result`` |
+| ``pamr_steps`` / dilations | 0 | 0 | 10 / (8, 16) | segmentor defaults, ``pamr.py`` |
+| readout | q.q + k.k, residual + FFN | q.q, no residual / FFN | k.k + Gaussian (std 5), no residual / FFN | ``custom_attn`` |
+| ``clearclip_attention`` | - | qq | - | CC ``demo.py`` (``model_type='ClearCLIP'``); see below |
+| normalisation (``merge=logits``) | mean / std on 0-255 to 3 decimals | same | same | ``SegDataPreProcessor`` in each segmentor |
+| ``templates`` | imagenet80 | imagenet80 | imagenet80 | ``prompts/imagenet_template.py`` |
+| vocabulary | ``sclip`` | ``clearclip`` | ``sclip`` | ``configs/cls_*.txt`` |
+| ``precision`` (CUDA) | fp16 | fp16 | fp16 | ``clip.load`` on CUDA; CC ``create_model(..., precision='fp16')`` |
+
+ClearCLIP's ``configs/base_config.py`` says ``model_type='vanilla'`` (q.k attention, with
+``ignore_residual=True``: no residual, no feed-forward). Its paper's numbers are ClearCLIP's q.q:
+the maintainer answers (mc-lan/ClearCLIP issue #12) that ``model_type='ClearCLIP'`` gives the
+paper's "CLIP+ClearCLIP" rows, and ``demo.py`` builds that one; ``vanilla`` with
+``ignore_residual=False`` is the CLIP baseline (issues #2, #12). So the protocol's default is q.q,
+and ``clearclip_attention=qk`` is the released config's readout.
+
+Where these protocols keep our own choice, as an option: ``merge=scores`` (class scores averaged
+per window, background threshold capped at each window's best score: GroupViT's rule, which the
+``zeroseg`` and ``groupvit`` protocols need), ``pos_resample=size`` (resampling by size puts the
+resampled grid's ends on the original's), ``remainder=replicate`` (no stretching), the ``sclip-clean``
+vocabulary (COCO-Object's "bed" not also a background word, so bed can be predicted; the
+authors' file ties bed with background, and the tie goes to background), and ``precision=fp32``
+(CPU, and bit-stable numbers). Not reproduced: NACLIP's re-normalisation of the probabilities
+after the threshold (labels unchanged), the authors' fp16 weights (``precision`` uses autocast).
 
 Background-free datasets (voc20, context59) get ``bg_threshold = 0``: no threshold is involved.
 """
@@ -38,11 +67,13 @@ Background-free datasets (voc20, context59) get ``bg_threshold = 0``: no thresho
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from zeroseg.errors import ZeroSegError
 from zeroseg.inference.config import InferenceConfig
 
 DATASETS = ("voc", "voc20", "context", "context59", "coco-object")
+
 
 _GROUPVIT_GEOMETRY = InferenceConfig(
     short_side=448, max_long_side=2048, resize="mmcv", mode="slide", window=448, stride=224
@@ -50,6 +81,16 @@ _GROUPVIT_GEOMETRY = InferenceConfig(
 _SCLIP_GEOMETRY = InferenceConfig(
     short_side=336, max_long_side=2048, resize="mmcv", mode="slide", window=224, stride=112
 )
+
+
+def _authors(geometry: InferenceConfig, **changes: Any) -> InferenceConfig:
+    """The authors' pipeline shared by the readout protocols (``InferenceConfig``'s readout
+    fields: positions by scale factor, remainder dropped, logits merged, fp16 on CUDA)."""
+    settings: dict[str, Any] = {
+        "templates": "imagenet80", "pos_resample": "scale", "remainder": "drop",
+        "merge": "logits", "precision": "fp16",
+    }  # fmt: skip
+    return replace(geometry, **{**settings, **changes})
 
 
 @dataclass(frozen=True)
@@ -95,32 +136,46 @@ PROTOCOLS: dict[str, Protocol] = {
         vocabulary="groupvit",
     ),
     "sclip": Protocol(
-        base=replace(_SCLIP_GEOMETRY, logit_scale=40.0, templates="imagenet80"),
+        base=_authors(_SCLIP_GEOMETRY, logit_scale=40.0),
         bg_threshold={"voc": 0.1, "context": 0.1, "coco-object": 0.1},
         logit_scale={"voc": 65.0, "context": 50.0, "coco-object": 50.0},
         vocabulary="sclip",
+        dataset_changes={"voc": {"area_threshold": 0.1}},
     ),
     "clearclip": Protocol(
-        base=replace(_GROUPVIT_GEOMETRY, logit_scale=50.0, templates="imagenet80"),
+        base=_authors(_GROUPVIT_GEOMETRY, logit_scale=50.0, remainder="zeros"),
         bg_threshold={"voc": 0.5, "context": 0.15, "coco-object": 0.4},
         logit_scale={},
-        vocabulary="sclip",
+        vocabulary="clearclip",
     ),
     "naclip": Protocol(
-        base=replace(_SCLIP_GEOMETRY, logit_scale=40.0, templates="imagenet80", pamr_steps=10),
+        base=_authors(_SCLIP_GEOMETRY, logit_scale=40.0, pamr_steps=10),
         bg_threshold={"voc": 0.1, "context": 0.1, "coco-object": 0.1},
         logit_scale={},
         vocabulary="sclip",
         dataset_changes={"voc": {"mode": "whole"}, "voc20": {"mode": "whole"}},
     ),
+    "maskclip": Protocol(
+        base=_authors(_SCLIP_GEOMETRY, logit_scale=40.0, pos_resample="size"),
+        bg_threshold={"voc": 0.1, "context": 0.1, "coco-object": 0.1},
+        logit_scale={"voc": 65.0, "context": 50.0, "coco-object": 50.0},
+        vocabulary="sclip",
+    ),
 }
+
+
+def default_protocol(method: str) -> str:
+    """The protocol ``--method`` brings when ``--protocol`` is not given: a readout's own
+    (``teacher-dense`` is ``maskclip``), ``zeroseg`` for the student."""
+    method = "maskclip" if method == "teacher-dense" else method
+    return method if method in PROTOCOLS else "zeroseg"
 
 
 def protocol_config(name: str, dataset: str) -> tuple[InferenceConfig, str]:
     """The inference settings and the vocabulary flavour of a protocol on a benchmark.
 
     Args:
-        name: zeroseg, groupvit, sclip, clearclip or naclip.
+        name: zeroseg, groupvit, sclip, clearclip, naclip or maskclip.
         dataset: voc, voc20, context, context59 or coco-object.
 
     Returns:
@@ -130,3 +185,9 @@ def protocol_config(name: str, dataset: str) -> tuple[InferenceConfig, str]:
         raise ZeroSegError(f"unknown protocol {name!r}: use one of {', '.join(PROTOCOLS)}")
     protocol = PROTOCOLS[name]
     return protocol.for_dataset(dataset), protocol.vocabulary
+
+
+def segment_config(name: str) -> InferenceConfig:
+    """A protocol's settings for ``zeroseg segment`` (no benchmark): its PASCAL Context ones, the
+    most general scenes of the five (the literal "background" as its background query)."""
+    return protocol_config(name, "context")[0]

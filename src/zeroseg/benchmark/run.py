@@ -13,7 +13,7 @@ def run_benchmark(
     data_root: str | Path,
     out_dir: str | Path,
     *,
-    protocol: str = "zeroseg",
+    protocol: str | None = None,
     method: str = "zeroseg",
     checkpoint: str | Path | None = None,
     overrides: Sequence[str] = (),
@@ -30,7 +30,8 @@ def run_benchmark(
         dataset: a benchmark name (``zeroseg.benchmark.protocols.DATASETS``).
         data_root: the dataset's root folder.
         out_dir: where ``results.json`` and ``results.md`` go.
-        protocol: a protocol name (``zeroseg.benchmark.protocols.PROTOCOLS``).
+        protocol: a protocol name (``zeroseg.benchmark.protocols.PROTOCOLS``); None: the
+            method's own (``default_protocol``: a readout's, else ``zeroseg``).
         method: ``zeroseg`` or a readout (``zeroseg.inference.methods.METHODS``).
         checkpoint: the student (or, for a readout, whose teacher to use).
         overrides: ``key=value`` ``InferenceConfig`` fields over the protocol's.
@@ -39,13 +40,15 @@ def run_benchmark(
     """
     from zeroseg.benchmark.datasets import build_dataset
     from zeroseg.benchmark.evaluation import benchmark_settings, evaluate
-    from zeroseg.benchmark.protocols import protocol_config
+    from zeroseg.benchmark.protocols import default_protocol, protocol_config
     from zeroseg.benchmark.vocabularies import load_vocabulary
     from zeroseg.config import resolve_config
     from zeroseg.inference.config import InferenceConfig
     from zeroseg.inference.methods import build_method
     from zeroseg.runtime.distributed import init_distributed, select_device
 
+    chosen = "--protocol" if protocol is not None else "the method's default"
+    protocol = protocol if protocol is not None else default_protocol(method)
     base, flavour = protocol_config(protocol, dataset)
     config = resolve_config(InferenceConfig, overrides=list(overrides), base=base)
     names = load_vocabulary(dataset, vocabulary or flavour)
@@ -57,7 +60,7 @@ def run_benchmark(
     )
     settings = benchmark_settings(
         protocol, dataset, model.segmenter.config, names, checkpoint=model.checkpoint,
-        teacher=model.teacher, method=method,
+        teacher=model.teacher, method=method, protocol_from=chosen,
     )  # fmt: skip
     return evaluate(
         model.segmenter, data, out_dir=out_dir, vocabulary=names, settings=settings,

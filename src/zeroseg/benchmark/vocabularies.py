@@ -5,10 +5,16 @@ Flavours:
 - ``groupvit``: GroupViT's names (VOC "table", "plant", "monitor"; Context "airplane"; the 80 COCO
   names). Background is GroupViT's probability threshold, never a text query, so
   ``background_words`` is empty. Use it for parity with the ZeroSeg paper.
-- ``sclip``: SCLIP's names with synonyms ("person; person in shirt; ..."). For VOC and COCO-Object the
-  background line is a list of stuff words, for Context the literal word "background"; these are
-  text queries whose best score feeds the background channel. "bed" is dropped from the COCO-Object
-  background words because it is also a COCO-Object class.
+- ``sclip``: SCLIP's names with synonyms ("person; person in shirt; ..."), as SCLIP and NACLIP
+  ship them. For VOC and COCO-Object the background line is a list of stuff words, for Context
+  the literal word "background"; these are text queries whose best score feeds the background
+  channel. COCO-Object's background words include "bed", also a class, as in the authors' file
+  (bed is then never predicted).
+  (SCLIP's ``cls_context60.txt`` writes "wood " with a trailing space; stripped here, the CLIP
+  tokenizer gives the same tokens for every template.)
+- ``sclip-clean``: the same, without "bed" among COCO-Object's background words.
+- ``clearclip``: ClearCLIP's files: single names (VOC's "person", "tvmonitor", "ship"; COCO's 80
+  names) and the literal word "background" as the background query; Context is SCLIP's.
 
 File format (``src/zeroseg/vocabularies/<dataset>_<flavour>.txt``): one class per line in label-index
 order. **Synonyms on a line are separated by a semicolon and a space, "; "** (spaces around the
@@ -35,7 +41,11 @@ from zeroseg.errors import ZeroSegError
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "; "
-FLAVOURS = ("groupvit", "sclip")
+FLAVOURS = ("groupvit", "sclip", "sclip-clean", "clearclip")
+# flavour -> the flavour whose file a dataset falls back to when it has none of its own
+_FALLBACK = {"sclip-clean": "sclip", "clearclip": "sclip"}
+# flavours reproducing authors' files, where a background word may also be a class name
+_SHARED_BACKGROUND = ("sclip", "clearclip")
 # dataset -> (file stem, background kept, number of classes including background)
 DATASETS: dict[str, tuple[str, bool, int]] = {
     "voc": ("voc", True, 21),
@@ -90,7 +100,7 @@ def load_vocabulary(dataset: str, flavour: str = "groupvit") -> Vocabulary:
 
     Args:
         dataset: voc, voc20, context, context59 or coco-object.
-        flavour: groupvit or sclip.
+        flavour: groupvit, sclip, sclip-clean or clearclip.
 
     Raises:
         ZeroSegError: unknown dataset or flavour, or an invalid file.
@@ -102,12 +112,16 @@ def load_vocabulary(dataset: str, flavour: str = "groupvit") -> Vocabulary:
             f"unknown vocabulary flavour {flavour!r}: use one of {', '.join(FLAVOURS)}"
         )
     stem, keep_background, count = DATASETS[dataset]
-    resource = resources.files("zeroseg.benchmark") / "vocabularies" / f"{stem}_{flavour}.txt"
+    folder = resources.files("zeroseg.benchmark") / "vocabularies"
+    file = f"{stem}_{flavour}.txt"
+    if not (folder / file).is_file():
+        file = f"{stem}_{_FALLBACK[flavour]}.txt"
     full = parse_vocabulary(
-        resource.read_text(encoding="utf-8"),
-        source=f"vocabularies/{stem}_{flavour}.txt",
+        (folder / file).read_text(encoding="utf-8"),
+        source=f"vocabularies/{file}",
         has_background=True,
         background_is_text=flavour != "groupvit",
+        shared_background=flavour in _SHARED_BACKGROUND,
     )
     vocab = full if keep_background else _drop_background(full)
     if len(vocab.class_names) != count:
@@ -141,7 +155,11 @@ def read_vocabulary(
 
 
 def parse_vocabulary(
-    text: str, source: str, has_background: bool, background_is_text: bool
+    text: str,
+    source: str,
+    has_background: bool,
+    background_is_text: bool,
+    shared_background: bool = False,
 ) -> Vocabulary:
     """Parse and validate a class-name file's text.
 
@@ -151,6 +169,7 @@ def parse_vocabulary(
         has_background: whether the first class line is background.
         background_is_text: the background line's words are text queries (SCLIP flavour);
             otherwise the line must be the single word "background" (GroupViT flavour).
+        shared_background: a background word may also be a class name (the authors' files).
     """
     entries = []
     for number, line in enumerate(text.rstrip().splitlines(), start=1):
@@ -166,7 +185,7 @@ def parse_vocabulary(
             background_words = first
         elif first != ["background"]:
             raise ZeroSegError(f"{source}: the first class must be 'background', got {first[0]!r}")
-    _check_unique(entries, background_words, source)
+    _check_unique(entries, background_words, source, shared_background)
     classes = ([["background"]] if has_background else []) + entries
     return Vocabulary(classes, has_background, background_words, source=source)
 
@@ -184,7 +203,9 @@ def _parse_line(line: str, source: str, number: int) -> list[str]:
     return names
 
 
-def _check_unique(classes: list[list[str]], background_words: list[str], source: str) -> None:
+def _check_unique(
+    classes: list[list[str]], background_words: list[str], source: str, shared: bool = False
+) -> None:
     seen: set[str] = set()
     for name in (n for names in classes for n in names):
         if name.lower() in seen:
@@ -192,7 +213,7 @@ def _check_unique(classes: list[list[str]], background_words: list[str], source:
         seen.add(name.lower())
     words: set[str] = set()
     for word in background_words:
-        if word.lower() in seen:
+        if word.lower() in seen and not shared:
             raise ZeroSegError(f"{source}: background word {word!r} is also a class name")
         if word.lower() in words:
             raise ZeroSegError(f"{source}: duplicate background word {word!r}")

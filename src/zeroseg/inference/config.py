@@ -20,6 +20,25 @@ class InferenceConfig:
     the Python API give the same labels: the short side and the window default to the model's
     input size, the stride to half the window. Benchmark protocols are named values of this class
     (``zeroseg.benchmark.protocols``).
+
+    The readout fields (``DenseCLIPSegmenter``; the student ignores them):
+
+    - ``pos_resample``: "size" resamples the position embedding to the patch grid (bicubic, by
+      size; MaskCLIP's code); "scale" as SCLIP, ClearCLIP and NACLIP do: bicubic with
+      ``scale_factor=(n + 0.1) / 14`` per side, and only when the token count differs from 197.
+    - ``remainder``, for a window whose sides are not multiples of the patch size: "replicate"
+      pads bottom/right by replication and crops the scores; "zeros" pads the normalised pixels
+      with zeros, centred, and crops (ClearCLIP); "drop" lets the patch embedding drop the
+      remainder and stretches the logits to the window (SCLIP, NACLIP).
+    - ``merge``: "scores" averages the windows' class scores (softmax per window, background
+      threshold per window capped at the window's best score, PAMR on the scores guided by the
+      input image); "logits" is the authors' order: the windows' cosine logits are averaged,
+      enlarged to the input's size, refined by PAMR (guided by the resized image enlarged back),
+      then the temperature, the softmax and the synonyms' max; the background threshold acts once,
+      uncapped, on the full-size result (best score of all classes, background included, below
+      ``bg_threshold`` -> background), after SCLIP's ``area_threshold``.
+    - ``precision``: the readout's forward on CUDA under autocast at this dtype (the authors run
+      fp16); on a CPU always fp32.
     """
 
     short_side: int | None = None  # resize the short side to this (None: model's size; 0: keep)
@@ -34,6 +53,14 @@ class InferenceConfig:
     templates: str = "imagenet80"  # prompt template set: imagenet80, subset7, simple1
     pamr_steps: int = 0  # PAMR refinement of the scores at the input's size (0 = off; NACLIP: 10)
     pamr_dilations: tuple[int, ...] = (8, 16)  # PAMR's neighbour rings (NACLIP's setting)
+    # Readouts of the teacher (``--method maskclip|sclip|clearclip|naclip``) only; the protocols
+    # choose them as each method's authors do (``zeroseg.benchmark.protocols``):
+    pos_resample: Literal["size", "scale"] = "size"  # "scale": bicubic by (n + 0.1) / 14 factors
+    remainder: Literal["replicate", "zeros", "drop"] = "replicate"  # window % patch: see below
+    merge: Literal["scores", "logits"] = "scores"  # "logits": the authors' order of operations
+    area_threshold: float = 0.0  # SCLIP's VOC21 area_thd (merge="logits"; 0 = off)
+    clearclip_attention: Literal["qq", "qk"] = "qq"  # ClearCLIP: paper (q.q) or config (vanilla)
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"  # readouts on CUDA; CPU runs fp32 always
 
     def __post_init__(self) -> None:
         positive = {"max_long_side": self.max_long_side, "logit_scale": self.logit_scale}
@@ -50,6 +77,11 @@ class InferenceConfig:
             "inference pamr_dilations must be positive integers",
         )
         check(0 <= self.bg_threshold <= 1, "inference bg_threshold must be in [0, 1]")
+        check(0 <= self.area_threshold < 1, "inference area_threshold must be in [0, 1)")
+        check(
+            self.area_threshold == 0 or self.merge == "logits",
+            "inference area_threshold needs merge=logits (it acts on the full-size result)",
+        )
         if self.window is not None and self.stride is not None:
             check(
                 self.stride <= self.window,

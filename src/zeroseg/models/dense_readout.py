@@ -18,7 +18,8 @@ s = head_dim ** -0.5, then out_proj, ``ln_post`` and the projection on the patch
 - ``sclip`` (SCLIP, Wang et al. 2024, correlative self-attention): softmax(s q q^T) +
   softmax(s k k^T) applied to v; SCLIP's code keeps the block's residual and feed-forward;
 - ``clearclip`` (ClearCLIP, Lan et al. 2024): softmax(s q q^T) applied to v, without the residual
-  and the feed-forward;
+  and the feed-forward (``clearclip_attention="qk"``: softmax(s q k^T), its released config's
+  ``model_type='vanilla'``);
 - ``naclip`` (NACLIP, Hajimiri et al. 2025): softmax(s k k^T + omega) applied to v, without the
   residual and the feed-forward, where omega adds exp(-d^2 / (2 sigma^2)) for patches d patch
   units apart on the patch grid (sigma = 5; 0 for the class token's row and column).
@@ -50,12 +51,22 @@ def readout_stride(visual: nn.Module) -> int:
 
 @torch.no_grad()
 def dense_features(
-    visual: nn.Module, pixels: Tensor, residual: bool = False, readout: str = "maskclip"
+    visual: nn.Module,
+    pixels: Tensor,
+    residual: bool = False,
+    readout: str = "maskclip",
+    positions: str = "size",
+    clearclip_attention: str = "qq",
 ) -> Tensor:
-    """(B, 3, h, w) CLIP-normalised pixels, h and w multiples of the stride -> (B, D, gh, gw).
+    """(B, 3, h, w) CLIP-normalised pixels -> (B, D, gh, gw), gh = h // stride (the patch
+    embedding drops a remainder; pad first to keep it).
 
-    For a ViT the position embedding is resampled (bicubic) to the patch grid. ``readout`` is one
-    of ``READOUTS`` (a ModifiedResNet has MaskCLIP's only); ``residual`` applies to ``maskclip``.
+    For a ViT the position embedding is resampled (bicubic) to the patch grid, by size
+    (``positions="size"``, MaskCLIP's code) or by the authors' scale factors of SCLIP, ClearCLIP
+    and NACLIP (``positions="scale"``, ``resample_positions``). ``readout`` is one of
+    ``READOUTS`` (a ModifiedResNet has MaskCLIP's only); ``residual`` applies to ``maskclip``;
+    ``clearclip_attention="qk"`` is ClearCLIP's released config (``model_type='vanilla'``: q.k
+    attention, still without the residual and the feed-forward) instead of its paper's q.q.
     """
     tower = check_visual(visual)
     if readout not in READOUTS:
@@ -69,7 +80,10 @@ def dense_features(
     grid = x.shape[-2:]
     x = x.flatten(2).transpose(1, 2)
     cls = tower.class_embedding.view(1, 1, -1).to(x.dtype).expand(x.shape[0], -1, -1)
-    x = torch.cat([cls, x], dim=1) + _resample_positions(tower, grid).to(x.dtype)
+    pos = resample_positions(
+        tower.positional_embedding, tuple(tower.grid_size), tuple(grid), positions
+    )
+    x = torch.cat([cls, x], dim=1) + pos.to(x.dtype)
     x = tower.ln_pre(x)
     blocks = tower.transformer.resblocks
     batch_first = getattr(tower.transformer, "batch_first", True)
@@ -80,7 +94,7 @@ def dense_features(
     if readout == "maskclip":
         tokens = _value_readout(blocks[-1], x, residual)
     else:
-        tokens = _custom_attention(blocks[-1], x, readout, tuple(grid))
+        tokens = _custom_attention(blocks[-1], x, readout, tuple(grid), clearclip_attention)
     tokens = tokens[:, 1:]  # (B, gh*gw, width): the class token is dropped after the block
     tokens = tower.ln_post(tokens)
     if tower.proj is not None:
@@ -135,7 +149,11 @@ def _value_readout(block: ResidualAttentionBlock, x: Tensor, residual: bool) -> 
 
 
 def _custom_attention(
-    block: ResidualAttentionBlock, x: Tensor, readout: str, grid: tuple[int, int]
+    block: ResidualAttentionBlock,
+    x: Tensor,
+    readout: str,
+    grid: tuple[int, int],
+    clearclip_attention: str = "qq",
 ) -> Tensor:
     """The last block with SCLIP's, ClearCLIP's or NACLIP's attention -> (B, L, width)."""
     attn: nn.MultiheadAttention = block.attn
@@ -148,7 +166,8 @@ def _custom_attention(
         weights = (q @ q.transpose(-2, -1) * scale).softmax(-1)
         weights = weights + (k @ k.transpose(-2, -1) * scale).softmax(-1)
     elif readout == "clearclip":
-        weights = (q @ q.transpose(-2, -1) * scale).softmax(-1)
+        keys = q if clearclip_attention == "qq" else k
+        weights = (q @ keys.transpose(-2, -1) * scale).softmax(-1)
     else:  # naclip
         omega = neighbourhood_bias(grid, NACLIP_STD).to(x.device, x.dtype)
         weights = (k @ k.transpose(-2, -1) * scale + omega).softmax(-1)
@@ -171,13 +190,30 @@ def neighbourhood_bias(grid: tuple[int, int], std: float) -> Tensor:
     return omega.float()
 
 
-def _resample_positions(visual: VisionTransformer, grid: tuple[int, int]) -> Tensor:
-    """(1 + gh*gw, width) position embeddings for a patch grid (bicubic on the patch part)."""
-    pos = visual.positional_embedding
-    old = tuple(visual.grid_size)
-    if tuple(grid) == old:
+def resample_positions(
+    pos: Tensor, old: tuple[int, int], grid: tuple[int, int], rule: str = "size"
+) -> Tensor:
+    """(1 + oh*ow, width) position embeddings -> (1 + gh*gw, width) for a patch grid.
+
+    ``rule="size"``: bicubic to the grid's size (MaskCLIP's code). ``rule="scale"``: as SCLIP's,
+    ClearCLIP's and NACLIP's ``interpolate_pos_encoding``: nothing changes when the grid has as
+    many patches as the original one; otherwise bicubic with the scale factor (g + 0.1) / o per
+    side (align_corners=False, the factor itself used for the sampling positions, not the ratio
+    of the sizes), which samples other points than resampling by size.
+    """
+    if rule not in ("size", "scale"):
+        raise ZeroSegError(f"unknown position resampling {rule!r}: use size or scale")
+    if tuple(grid) == tuple(old) or (rule == "scale" and grid[0] * grid[1] == old[0] * old[1]):
         return pos
-    patches = pos[1:].reshape(1, *old, -1).permute(0, 3, 1, 2)
-    patches = F.interpolate(patches.float(), size=tuple(grid), mode="bicubic", align_corners=False)
+    patches = pos[1:].reshape(1, *old, -1).permute(0, 3, 1, 2).float()
+    if rule == "size":
+        patches = F.interpolate(patches, size=tuple(grid), mode="bicubic", align_corners=False)
+    else:
+        factors = ((grid[0] + 0.1) / old[0], (grid[1] + 0.1) / old[1])
+        patches = F.interpolate(
+            patches, scale_factor=factors, mode="bicubic", align_corners=False,
+            recompute_scale_factor=False,
+        )  # fmt: skip
+        assert tuple(patches.shape[-2:]) == tuple(grid)
     patches = patches[0].permute(1, 2, 0).reshape(-1, pos.shape[-1]).to(pos.dtype)
     return torch.cat([pos[:1], patches])
