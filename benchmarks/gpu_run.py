@@ -82,6 +82,7 @@ class Sizes:
         self.share_micro = 2 if one else 64
         self.cache_batches = [1] if one else [16, 32, 64]
         self.inference_reps = 1 if one else 10
+        self.inference_warmup = 0 if args.paper_size_one_step else 1
         self.image = (375, 500)
         self.short_side, self.window, self.stride = (48, 48, 24) if args.tiny else (448, 448, 224)
         self.small = 32 if args.tiny else 224
@@ -220,17 +221,21 @@ def train_rows(run: Run, config: ExperimentConfig, compiled: bool) -> list[dict]
         largest = _largest_micro_batch(run, task, optimizer, config) if search else None
         run.result["largest_micro_batch"] = largest or sizes.micro_batches[-1]
     micro = run.result["largest_micro_batch"]
+    first = "largest micro-batch" if sizes.search else "micro-batch (not searched)"
+    share = f"per-GPU share of 4096 on {run.args.gpus} GPUs"
+    if sizes.share != 4096 // run.args.gpus:
+        share = f"accumulated step (stands for the {share})"
     rows = []
     for label, micro_batch, images_per_step in (
-        ("largest micro-batch", micro, micro),
-        (f"per-GPU share of 4096 ({sizes.share})", sizes.share_micro, sizes.share),
+        (first, micro, micro),
+        (share, sizes.share_micro, sizes.share),
     ):
         accumulation = images_per_step // micro_batch
         step = _train_step_fn(task, optimizer, config, device, micro_batch, accumulation)
         seconds = run.timed(step, sizes.reps, sizes.warmup + (1 if compiled else 0))
         rate = images_per_step / seconds
         rows.append({
-            "row": label, "compile": compiled, "micro_batch": micro_batch,
+            "row": label, "paper_share": label == share, "compile": compiled, "micro_batch": micro_batch,
             "accumulation": accumulation, "images_per_s": round(rate, 2),
             "seconds_per_step": round(seconds, 4), "peak_memory_gib": run.peak_gib(),
             "mfu": _mfu(rate, flops, run.result["peak_tflops"]),
@@ -344,7 +349,9 @@ def inference_rows(run: Run, config: ExperimentConfig, teacher: CLIPTeacher) -> 
             segmenter.set_vocabulary([f"class {k}" for k in range(20)], background=True)
             with torch.no_grad():
                 seconds = run.timed(
-                    lambda s=segmenter, x=image: s.predict(x), sizes.inference_reps, 1
+                    lambda s=segmenter, x=image: s.predict(x),
+                    sizes.inference_reps,
+                    sizes.inference_warmup,
                 )
             rows.append({"method": method, "geometry": geometry, "batch": 1,
                          "images_per_s": round(1 / seconds, 3), "peak_memory_gib": run.peak_gib()})  # fmt: skip
@@ -365,7 +372,7 @@ def _readout_teacher(name: str, run: Run, config: ExperimentConfig, preset_teach
 def projection(result: dict, epochs: int = 80) -> dict:
     """GPU-hours of the paper's run from the measured rates (best training row, best cache)."""
     rows = result.get("train", []) + result.get("train_compiled", [])
-    train = [row for row in rows if "share" in row["row"]]
+    train = [row for row in rows if row["paper_share"]]
     cache = result.get("teacher_cache", {}).get("best_images_per_s")
     if not train or not cache:
         return {"note": "needs the train and teacher_cache sections"}

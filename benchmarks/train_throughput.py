@@ -12,6 +12,7 @@ the cache's shape, which is what the loop reads from the memmap).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -23,6 +24,22 @@ from zeroseg.models.teacher import build_teacher
 from zeroseg.runtime.machine import describe
 from zeroseg.training.optim import build_optimizer
 from zeroseg.training.task import DistillationTask
+
+
+def teacher_overrides(preset: str) -> list[str]:
+    """Random teacher weights; the ``synthetic`` preset's teacher architecture is the shipped one's
+    (the demo fills it in)."""
+    if preset != "synthetic":
+        return ["teacher.pretrained=none"]
+    from zeroseg.synthetic.caption_clip import shipped_teacher
+
+    meta = json.loads(shipped_teacher().with_suffix(".json").read_text())
+    return [
+        "teacher.pretrained=none",
+        f"teacher.model_config={json.dumps(meta['model_config'])}",
+        f"teacher.context_length={meta['context_length']}",
+        f"seg_head.out_dim={meta['model_config']['embed_dim']}",
+    ]
 
 
 def main() -> None:
@@ -38,7 +55,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the student")
     args = parser.parse_args()
     device = torch.device(args.device)
-    config = load_config(args.preset, ["teacher.pretrained=none"])
+    config = load_config(args.preset, teacher_overrides(args.preset))
     teacher = build_teacher(config.teacher).to(device)
     student = build_zeroseg(config.encoder, config.seg_head, config.decoder).to(device)
     set_fused_attention(student, args.attention == "fused")
