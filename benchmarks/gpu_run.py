@@ -32,7 +32,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -111,13 +110,15 @@ def main() -> None:
     run = Run(args, device, sizes)
     run.section("flops", lambda: per_image_flops(preset=sizes.preset))
     config = load_config(sizes.preset, ["teacher.pretrained=none"])
-    run.section("train", lambda: train_rows(run, config, compiled=False))
-    teacher = build_teacher(config.teacher).to(device)  # the preset's teacher, random weights
-    run.section("teacher_cache", lambda t=teacher: teacher_cache(run, t))
-    run.section("inference", lambda t=teacher: inference_rows(run, config, t))
-    del teacher  # not in the compiled rows' peak memory
+    teacher = build_teacher(config.teacher)  # the preset's, random weights; on the CPU while the
+    # training step runs (cached views: the step never calls it, and it is not in its memory)
+    run.section("train", lambda: train_rows(run, config, teacher, compiled=False))
+    teacher.to(device)
+    run.section("teacher_cache", lambda: teacher_cache(run, teacher))
+    run.section("inference", lambda: inference_rows(run, config, teacher))
+    teacher.to("cpu")
     if compile_on:  # last: compiling takes minutes, and the other figures come first
-        run.section("train_compiled", lambda: train_rows(run, config, compiled=True))
+        run.section("train_compiled", lambda: train_rows(run, config, teacher, compiled=True))
     else:
         run.result["skipped"]["train_compiled"] = f"--compile {args.compile} on {device.type}"
     run.section("projection", lambda: projection(run.result))
@@ -203,14 +204,16 @@ def _peak_tflops(device: torch.device) -> float:
     return next((peak for key, peak in PEAK_BY_NAME if key in name), 0.0)
 
 
-def train_rows(run: Run, config: ExperimentConfig, compiled: bool) -> list[dict]:
+def train_rows(
+    run: Run, config: ExperimentConfig, teacher: CLIPTeacher, compiled: bool
+) -> list[dict]:
     """Training-step rows: the largest micro-batch that fits, and the paper's per-GPU share."""
     sizes, device = run.sizes, run.device
     torch._dynamo.reset()
     torch.manual_seed(0)
     student = build_zeroseg(config.encoder, config.seg_head, config.decoder).to(device)
     optimizer = build_optimizer(student, 1e-4, 0.05, (0.9, 0.95))
-    task = DistillationTask(student, _no_teacher(config), config.loss, config.encoder.mask_ratio)
+    task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
     task.train()
     if compiled:
         task.student.compile()
@@ -219,7 +222,7 @@ def train_rows(run: Run, config: ExperimentConfig, compiled: bool) -> list[dict]
     if "largest_micro_batch" not in run.result:  # searched eagerly (compiled: one graph per size)
         search = sizes.search and not compiled
         largest = _largest_micro_batch(run, task, optimizer, config) if search else None
-        run.result["largest_micro_batch"] = largest or sizes.micro_batches[-1]
+        run.result["largest_micro_batch"] = largest or sizes.micro_batches[0]
     micro = run.result["largest_micro_batch"]
     first = "largest micro-batch" if sizes.search else "micro-batch (not searched)"
     share = f"per-GPU share of 4096 on {run.args.gpus} GPUs"
@@ -236,7 +239,7 @@ def train_rows(run: Run, config: ExperimentConfig, compiled: bool) -> list[dict]
         rate = images_per_step / seconds
         rows.append({
             "row": label, "paper_share": label == share, "compile": compiled, "micro_batch": micro_batch,
-            "accumulation": accumulation, "images_per_s": round(rate, 2),
+            "accumulation": accumulation, "images_per_s": _sig(rate),
             "seconds_per_step": round(seconds, 4), "peak_memory_gib": run.peak_gib(),
             "mfu": _mfu(rate, flops, run.result["peak_tflops"]),
             "fused_attention": f"{fused}/{attentions}",
@@ -245,12 +248,6 @@ def train_rows(run: Run, config: ExperimentConfig, compiled: bool) -> list[dict]
     del task, student, optimizer
     run.reset_memory()
     return rows
-
-
-def _no_teacher(config: ExperimentConfig) -> CLIPTeacher:
-    """A teacher the step never runs (views are cached): the preset's, on the meta device."""
-    with torch.device("meta"):
-        return build_teacher(replace(config.teacher, pretrained="none"))
 
 
 def _train_step_fn(task, optimizer, config, device, micro_batch: int, accumulation: int):
@@ -277,6 +274,11 @@ def _largest_micro_batch(run: Run, task, optimizer, config) -> int | None:
     return fits
 
 
+def _sig(value: float) -> float:
+    """Three significant figures (CPU rates are small, GPU rates large)."""
+    return float(f"{value:.3g}")
+
+
 def _mfu(images_per_s: float, flops: float | None, peak_tflops: float | None) -> float | None:
     if not flops or not peak_tflops:
         return None
@@ -299,7 +301,7 @@ def teacher_cache(run: Run, teacher: CLIPTeacher) -> dict:
 
         seconds = run.timed(encode, sizes.reps, sizes.warmup)
         rows.append({"images_per_forward": batch, "views": teacher.num_views,
-                     "images_per_s": round(batch / seconds, 2), "peak_memory_gib": run.peak_gib()})  # fmt: skip
+                     "images_per_s": _sig(batch / seconds), "peak_memory_gib": run.peak_gib()})  # fmt: skip
     best = max(rows, key=lambda row: row["images_per_s"])
     return {
         "rows": rows,
@@ -354,7 +356,7 @@ def inference_rows(run: Run, config: ExperimentConfig, teacher: CLIPTeacher) -> 
                     sizes.inference_warmup,
                 )
             rows.append({"method": method, "geometry": geometry, "batch": 1,
-                         "images_per_s": round(1 / seconds, 3), "peak_memory_gib": run.peak_gib()})  # fmt: skip
+                         "images_per_s": _sig(1 / seconds), "peak_memory_gib": run.peak_gib()})  # fmt: skip
             del segmenter
     return rows
 
