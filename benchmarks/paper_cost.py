@@ -6,7 +6,7 @@ masking, reconstruction decoder, grouping head, losses) and of one image's 30 te
 (ViT-L/14 forwards), plus optionally the dense targets' extra forward. Then turns them into hours:
 cache once (1.28 M images x views), train ``--epochs`` epochs, on a named GPU's dense bf16/fp16
 peak at the model FLOP utilisation (MFU) given. The figures are projections from counted FLOPs and
-an assumed MFU, not measurements; ``benchmarks/train_throughput.py`` measures the MFU on a GPU.
+an assumed MFU, not measurements; ``benchmarks/gpu_run.py`` measures the MFU on a GPU.
 
     python benchmarks/paper_cost.py --mfu 0.3 0.4 0.5
 """
@@ -15,53 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
-from zeroseg.config import load_config
-from zeroseg.models.build import build_zeroseg
-from zeroseg.models.teacher import build_teacher
-from zeroseg.training.task import DistillationTask
-
-IMAGENET_TRAIN = 1_281_167
-PEAK_TFLOPS = {  # dense tensor-core peak, bf16 (fp16 on V100), from the vendors' data sheets
-    "V100 SXM2": 125.0,
-    "A100 SXM": 312.0,
-    "H100 SXM": 989.0,
-}
-
-
-def count(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
-
-
-def per_image_flops(batch: int = 2, dense_size: int = 0) -> dict[str, float]:
-    """FLOPs per image: student step, the 30 teacher views, and the dense targets' forward."""
-    overrides = ["teacher.pretrained=none"]
-    if dense_size:
-        overrides += ["loss.dense_weight=1", f"teacher.dense_size={dense_size}"]
-    config = load_config("paper", overrides)
-    teacher = build_teacher(config.teacher).to("meta")
-    student = build_zeroseg(config.encoder, config.seg_head, config.decoder).to("meta")
-    task = DistillationTask(student, teacher, config.loss, config.encoder.mask_ratio)
-    images = torch.rand(batch, 3, 224, 224, device="meta")
-    views = torch.rand(batch, teacher.num_views, teacher.embed_dim, device="meta")
-    grid = (224 // 16, 224 // 16)
-    dense = torch.rand(batch, grid[0] * grid[1], teacher.embed_dim, device="meta")
-
-    def step():
-        out = task(images, views, dense if dense_size else None)
-        out["loss"].backward()
-
-    flops = {
-        "student_step": count(step) / batch,
-        "teacher_views": count(lambda: teacher.encode_views(images)) / batch,
-    }
-    if dense_size:
-        flops["dense_targets"] = count(lambda: teacher.encode_dense(images, grid)) / batch
-    return flops
+from zeroseg.training.cost import IMAGENET_TRAIN, PEAK_TFLOPS, gpu_hours, per_image_flops
 
 
 def main() -> None:
@@ -83,9 +37,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for gpu, peak in PEAK_TFLOPS.items():
         for mfu in args.mfu:
-            rate = peak * 1e12 * mfu
-            cache, train = cache_total / rate / 3600, train_total / rate / 3600
-            dense = dense_total / rate / 3600
+            cache, train = gpu_hours(cache_total, peak, mfu), gpu_hours(train_total, peak, mfu)
+            dense = gpu_hours(dense_total, peak, mfu)
             print(f"| {gpu} | {mfu:.2f} | {cache:.1f} | {train:.1f} | {cache + train:.1f} | "
                   f"{dense:.2f} |")  # fmt: skip
 

@@ -233,6 +233,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the student (after DDP); BENCHMARKS.md has the timings
 
     def __post_init__(self) -> None:
         check(self.steps >= 0, f"train.steps must be >= 0 (0 = from epochs), got {self.steps}")

@@ -162,16 +162,18 @@ def _custom_attention(
     qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = (t.view(batch, length, heads, -1).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
     scale = q.shape[-1] ** -0.5  # q, k, v: (B, heads, L, head_dim)
+    # each readout's softmax(s a b^T + bias) v, fused (scaled_dot_product_attention; the explicit
+    # form is in the module docstring and in tests/test_dense_readouts.py)
+    attend = F.scaled_dot_product_attention
     if readout == "sclip":
-        weights = (q @ q.transpose(-2, -1) * scale).softmax(-1)
-        weights = weights + (k @ k.transpose(-2, -1) * scale).softmax(-1)
+        out = attend(q, q, v, scale=scale) + attend(k, k, v, scale=scale)
     elif readout == "clearclip":
-        keys = q if clearclip_attention == "qq" else k
-        weights = (q @ keys.transpose(-2, -1) * scale).softmax(-1)
+        keys = q if clearclip_attention == "qq" else k  # the paper's q.q, or the released q.k
+        out = attend(q, keys, v, scale=scale)
     else:  # naclip
         omega = neighbourhood_bias(grid, NACLIP_STD).to(x.device, x.dtype)
-        weights = (k @ k.transpose(-2, -1) * scale + omega).softmax(-1)
-    out = (weights @ v).transpose(1, 2).reshape(batch, length, width)
+        out = attend(k, k, v, attn_mask=omega, scale=scale)
+    out = out.transpose(1, 2).reshape(batch, length, width)
     out = block.ls_1(attn.out_proj(out))
     if readout != "sclip":
         return out

@@ -195,6 +195,10 @@ def _train(
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         task.student = DistributedDataParallel(student, device_ids=ids)
+    if config.train.compile:
+        # in place, around DDP when there is one (PyTorch's order: DDP, then compile), so the
+        # module and its state dict keep their names and DDP's no_sync still applies
+        task.student.compile()
     if info.is_main:
         logger.info(
             "%d images; %d steps (warm-up %d) of %d images (%d x %d ranks x %d accumulation); "
