@@ -97,6 +97,9 @@ def main() -> None:
                         help="also measure torch.compile (auto: on CUDA only)")  # fmt: skip
     parser.add_argument("--gpus", type=int, default=8, help="GPUs sharing the batch of 4096")
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="0: from the GPU's name")
+    parser.add_argument("--only", nargs="+", default=[], metavar="SECTION",
+                        help="run only these sections (flops train teacher_cache inference "
+                        "train_compiled projection)")  # fmt: skip
     parser.add_argument("--budget-s", type=float, default=0.0,
                         help="start no section after (0: 450 s on CUDA, none elsewhere)")  # fmt: skip
     args = parser.parse_args()
@@ -151,7 +154,9 @@ class Run:
 
     def section(self, name: str, fn: Callable[[], object]) -> None:
         """Run one section into the JSON; past the budget it is skipped, an error is recorded."""
-        if self.elapsed() > self.args.budget_s:
+        if self.args.only and name not in self.args.only:
+            self.result["skipped"][name] = "not asked for (--only)"
+        elif self.elapsed() > self.args.budget_s:
             self.result["skipped"][name] = f"time budget {self.args.budget_s:.0f} s spent"
         else:
             begun = time.perf_counter()
@@ -331,6 +336,18 @@ def inference_rows(run: Run, config: ExperimentConfig, teacher: CLIPTeacher) -> 
             torch.rand(3, sizes.small, sizes.small),
         ),
     }
+    home = next(teacher.parameters()).device  # the training rows keep it on the CPU
+    teacher.to(device)
+    try:
+        return _inference_rows(run, config, teacher, geometries)
+    finally:
+        teacher.to(home)
+
+
+def _inference_rows(
+    run: Run, config: ExperimentConfig, teacher: CLIPTeacher, geometries: dict
+) -> list[dict]:
+    sizes, device = run.sizes, run.device
     student = build_zeroseg(config.encoder, config.seg_head, None).to(device).eval()
     teachers = {name: _readout_teacher(name, run, config, teacher) for name in sizes.teachers}
     rows = []

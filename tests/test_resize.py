@@ -43,3 +43,11 @@ def test_protocol_resize_differs_from_antialiased_resize_when_shrinking():
     assert torch.equal(a, (a * 255).round() / 255)  # 8-bit levels, as mmseg's pipeline has
     assert (a - b).abs().max() > 0.1  # no antialiasing filter in cv2's bilinear
     assert resize_short_side(image, replace(mmcv, short_side=0)) is image
+
+
+def test_mmcv_resize_stays_on_the_input_device():
+    # on CUDA the taps were made on the CPU and indexing failed (found by benchmarks/gpu_run.py on
+    # an H200); the meta device reproduces the same mismatch without a GPU
+    levels = torch.rand(1, 3, 10, 12, device="meta") * 255
+    out = cv2_bilinear(levels, (5, 6))
+    assert out.device.type == "meta" and out.shape == (1, 3, 5, 6)

@@ -53,8 +53,9 @@ def cv2_bilinear(levels: Tensor, size: tuple[int, int]) -> Tensor:
         (B, C, h, w) float tensor of integer values in [0, 255].
     """
     height, width = levels.shape[-2:]
-    x0, x1, a0, a1 = _taps(width, size[1], clamp_weights=True)
-    y0, y1, b0, b1 = _taps(height, size[0], clamp_weights=False)
+    device = levels.device  # the taps are computed on the CPU, as OpenCV's coordinates are
+    x0, x1, a0, a1 = (t.to(device) for t in _taps(width, size[1], clamp_weights=True))
+    y0, y1, b0, b1 = (t.to(device) for t in _taps(height, size[0], clamp_weights=False))
     image = levels.round().long()
     rows = image[..., x0] * a0 + image[..., x1] * a1  # (B, C, H, w), scaled by 2^11
     top, bottom = rows[..., y0, :] >> 4, rows[..., y1, :] >> 4
