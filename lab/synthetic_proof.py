@@ -42,7 +42,10 @@ from zeroseg.synthetic.evaluate import evaluate_methods
 from zeroseg.synthetic.upper_bound import train_upper_bound
 from zeroseg.training.loop import train
 
-PAPER_LOSSES = ("loss.grouping_information_weight=0", "loss.matching=nearest")
+PAPER_LOSSES = (
+    "loss.grouping_information_weight=0", "loss.matching=nearest", "loss.dense_weight=0",
+    "loss.dense_rank_weight=0", "teacher.dense_size=0",
+)  # fmt: skip
 # beyond the paper (issue 14): the teacher's MaskCLIP readout at the token grid as dense targets,
 # read at 128 px (the resolution of the best dense baseline, teacher_dense128)
 DENSE_TARGETS = ("loss.dense_weight=1.0", "teacher.dense_size=128")
