@@ -67,11 +67,8 @@ def _add_segment(sub) -> None:
     p.add_argument("--short-side", type=int, help="resize short side (short_side) [model's size]")
     p.add_argument("--templates", help="imagenet80, subset7 or simple1 (templates) [imagenet80]")
     p.add_argument("--coco", action="store_true", help="also write coco.json with RLE masks")
-    p.add_argument(
-        "--protocol", choices=list(PROTOCOLS),
-        help="settings of a benchmark protocol, on PASCAL Context (a readout's own by default; "
-        "the student: the release's settings)",
-    )  # fmt: skip
+    p.add_argument("--protocol", choices=list(PROTOCOLS), help="a protocol's Context settings "
+                   "[a readout's own; the student: its release's]")  # fmt: skip
     _add_method(p)
     p.add_argument("--device", default=None, help="cpu, cuda, ... [auto]")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -100,6 +97,7 @@ def _flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str
 
 def _run_segment(args: argparse.Namespace) -> int:
     from zeroseg.apps.segment_files import collect_or_fail, segment_inputs, summary_lines
+    from zeroseg.benchmark.protocols import segment_settings
     from zeroseg.config import resolve_config
     from zeroseg.inference.config import InferenceConfig
     from zeroseg.inference.text_queries import parse_class_list
@@ -113,7 +111,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     config = resolve_config(
         InferenceConfig,
         overrides=[*_flag_overrides(args, flags), *args.overrides],
-        base=_segment_base(args),
+        base=segment_settings(args.method, args.protocol, args.checkpoint),
     )
     segmenter = _method_model(args, config, args.device).segmenter
     segmenter.set_vocabulary(classes, background=args.background)
@@ -126,20 +124,6 @@ def _run_segment(args: argparse.Namespace) -> int:
         print(f"zeroseg: {skipped} of {done + skipped} inputs skipped (listed in summary.json)",
               file=sys.stderr)  # fmt: skip
     return 1 if skipped else 0
-
-
-def _segment_base(args: argparse.Namespace):
-    """``segment``'s settings before the flags: the protocol's (given, or the readout's own),
-    else a release's recorded ones (None: the plain defaults)."""
-    from zeroseg.benchmark.protocols import default_protocol, segment_config
-    from zeroseg.inference.segmenter import inference_defaults
-
-    protocol = args.protocol
-    if protocol is None and args.method != "zeroseg":
-        protocol = default_protocol(args.method)
-    if protocol is not None:
-        return segment_config(protocol)
-    return inference_defaults(args.checkpoint) if args.checkpoint else None
 
 
 def _add_export(sub) -> None:
@@ -287,10 +271,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--checkpoint", help="run directory or checkpoint (the student)")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-root", required=True, help="dataset root (e.g. the VOCdevkit folder)")
-    p.add_argument(
-        "--protocol", choices=list(PROTOCOLS),
-        help="[the method's own: sclip, clearclip, naclip, maskclip; zeroseg for the student]",
-    )  # fmt: skip
+    p.add_argument("--protocol", choices=list(PROTOCOLS), help="[the method's own]")
     _add_method(p)
     p.add_argument("--vocabulary", choices=list(FLAVOURS), help="class-name flavour")
     p.add_argument("--save-predictions", metavar="DIR", help="write label PNGs here")

@@ -67,6 +67,7 @@ Background-free datasets (voc20, context59) get ``bg_threshold = 0``: no thresho
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from zeroseg.errors import ZeroSegError
@@ -191,3 +192,19 @@ def segment_config(name: str) -> InferenceConfig:
     """A protocol's settings for ``zeroseg segment`` (no benchmark): its PASCAL Context ones, the
     most general scenes of the five (the literal "background" as its background query)."""
     return protocol_config(name, "context")[0]
+
+
+def segment_settings(
+    method: str, protocol: str | None = None, checkpoint: str | Path | None = None
+) -> InferenceConfig | None:
+    """``zeroseg segment``'s settings before its flags: the protocol's (given, or a readout's own),
+    else a release's recorded ones; None for the plain defaults."""
+    if protocol is None and method != "zeroseg":
+        protocol = default_protocol(method)
+    if protocol is not None:
+        return segment_config(protocol)
+    if checkpoint:
+        from zeroseg.inference.segmenter import inference_defaults
+
+        return inference_defaults(checkpoint)
+    return None

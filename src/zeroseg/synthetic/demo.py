@@ -63,8 +63,8 @@ class DemoConfig:
     train_images: int = 3000
     val_images: int = 200
     image_size: int = 64
-    # student optimiser steps: 800 since issue 20 (the preset's dense ranking term keeps improving
-    # with training; 400 steps: world 0 35.2 mIoU, objects 12.6; 800: 39.5, 15.3)
+    # student optimiser steps (the preset's dense ranking term keeps improving with training:
+    # world 0 at 400 steps 35.2 mIoU, objects 12.6; at 800 39.5, 15.3; lab/NOTEBOOK.md)
     steps: int = 800
     preset: str = "synthetic"
     student_overrides: tuple[str, ...] = ()  # student experiment config overrides (key=value)
