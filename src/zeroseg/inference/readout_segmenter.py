@@ -34,7 +34,7 @@ from zeroseg.inference.segmenter import (
     WindowSegmenter,
     pad_to_multiple,
     resize_short_side,
-    slide_windows,
+    slide_average,
 )
 from zeroseg.models.dense_readout import dense_features, readout_stride
 
@@ -178,18 +178,7 @@ class DenseCLIPSegmenter(WindowSegmenter):
 
     def _slide_logits(self, pixels: Tensor) -> Tensor:
         """Average the windows' cosine logits over mmseg's sliding grid -> (Q, H, W)."""
-        _, _, height, width = pixels.shape
-        window, stride = self.config.window, self.config.stride
-        assert window is not None and stride is not None  # set by with_model_defaults
-        total, count = None, torch.zeros(1, height, width, device=pixels.device)
-        for y0, y1, x0, x1 in slide_windows(height, width, window, stride):
-            logits = self.window_logits(pixels[:, :, y0:y1, x0:x1])
-            if total is None:
-                total = torch.zeros(logits.shape[0], height, width, device=pixels.device)
-            total[:, y0:y1, x0:x1] += logits
-            count[:, y0:y1, x0:x1] += 1
-        assert total is not None  # slide_windows gives at least one window
-        return total / count
+        return slide_average(pixels, self.config.window, self.config.stride, self.window_logits)
 
 
 def area_filtered(scores: Tensor, threshold: float) -> Tensor:

@@ -19,7 +19,7 @@ H x W pixels, h x w patch grid.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -139,6 +139,33 @@ def slide_windows(
     return boxes
 
 
+def slide_average(
+    image: Tensor, window: int | None, stride: int | None, per_window: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """mmseg's slide inference: ``per_window`` on each window of mmseg's grid, averaged where
+    windows overlap.
+
+    Args:
+        image: (1, 3, H, W) the resized image.
+        window, stride: in pixels (set by ``InferenceConfig.with_model_defaults``).
+        per_window: (1, 3, h, w) window -> (K, h, w) values at its pixels.
+
+    Returns:
+        (K, H, W).
+    """
+    _, _, height, width = image.shape
+    assert window is not None and stride is not None  # set by with_model_defaults
+    total, count = None, torch.zeros(1, height, width, device=image.device)
+    for y0, y1, x0, x1 in slide_windows(height, width, window, stride):
+        values = per_window(image[:, :, y0:y1, x0:x1])
+        if total is None:
+            total = torch.zeros(values.shape[0], height, width, device=image.device)
+        total[:, y0:y1, x0:x1] += values
+        count[:, y0:y1, x0:x1] += 1
+    assert total is not None  # slide_windows gives at least one window
+    return total / count
+
+
 class WindowSegmenter:
     """Shared inference skeleton: vocabulary, resize, whole/sliding windows, result assembly.
 
@@ -230,18 +257,7 @@ class WindowSegmenter:
 
     def _slide(self, image: Tensor) -> Tensor:
         """Average window scores over mmseg's sliding grid -> (C, H, W)."""
-        _, _, height, width = image.shape
-        window, stride = self.config.window, self.config.stride
-        assert window is not None and stride is not None  # set by with_model_defaults
-        total, count = None, torch.zeros(1, height, width, device=image.device)
-        for y0, y1, x0, x1 in slide_windows(height, width, window, stride):
-            scores = self.window_scores(image[:, :, y0:y1, x0:x1])
-            if total is None:
-                total = torch.zeros(scores.shape[0], height, width, device=image.device)
-            total[:, y0:y1, x0:x1] += scores
-            count[:, y0:y1, x0:x1] += 1
-        assert total is not None  # slide_windows gives at least one window
-        return total / count
+        return slide_average(image, self.config.window, self.config.stride, self.window_scores)
 
     def window_outputs(self, window: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """(1, 3, h, w) window -> (C, h, w) scores, and segment ids / classes where they exist."""
