@@ -72,6 +72,7 @@ from typing import Any
 
 from zeroseg.errors import ZeroSegError
 from zeroseg.inference.config import InferenceConfig
+from zeroseg.inference.methods import method_name
 
 DATASETS = ("voc", "voc20", "context", "context59", "coco-object")
 
@@ -168,7 +169,7 @@ PROTOCOLS: dict[str, Protocol] = {
 def default_protocol(method: str) -> str:
     """The protocol ``--method`` brings when ``--protocol`` is not given: a readout's own
     (``teacher-dense`` is ``maskclip``), ``zeroseg`` for the student."""
-    method = "maskclip" if method == "teacher-dense" else method
+    method = method_name(method)
     return method if method in PROTOCOLS else "zeroseg"
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zeroseg.config import ExperimentConfig
+from zeroseg.config import DataConfig, ExperimentConfig
 from zeroseg.data.images import BadImageLog, ImageFolder, read_crop, to_tensor
 from zeroseg.data.sharded_job import read_json, run_shards, start_job
 from zeroseg.data.teacher_cache import files_hash, teacher_identity
@@ -137,7 +137,9 @@ class ShardPacker:
     ) -> None:
         self.out_dir, self.images, self.options = Path(out_dir), images, options
         self.teacher, self.device, self.batch_size = teacher, device, batch_size
-        self.bad_images = bad_images if bad_images is not None else BadImageLog(100)
+        self.bad_images = (
+            bad_images if bad_images is not None else BadImageLog(DataConfig.max_bad_images)
+        )
         generator = np.random.default_rng(options.seed)
         self.order = generator.permutation(len(images))
         self.names = shard_names(len(images), options.shard_size)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from zeroseg.config import ExperimentConfig
+from zeroseg.config import DataConfig, ExperimentConfig
 from zeroseg.data.images import BadImageLog, ImageFolder, SkipUnreadable
 from zeroseg.data.sharded_job import read_json, run_shards, start_job
 from zeroseg.errors import ZeroSegError
@@ -189,7 +189,7 @@ def fill_cache(
     batch_size: int = 64,
     num_workers: int = 0,
     progress: bool = True,
-    max_bad_images: int = 100,
+    max_bad_images: int = DataConfig.max_bad_images,
 ) -> ChunkedRows:
     """Compute every image's views with ``teacher`` (chunks shared over ranks, finished chunks of
     an interrupted fill kept) and return them.

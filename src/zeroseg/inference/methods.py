@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 METHODS = ("zeroseg", *READOUTS, "teacher-dense")
 
 
+def method_name(method: str) -> str:
+    """The current name of a ``--method`` (``teacher-dense`` is ``maskclip``)."""
+    return "maskclip" if method == "teacher-dense" else method
+
+
 @dataclass
 class MethodModel:
     """A segmenter and what a results file records about it.
@@ -75,8 +80,7 @@ def build_method(
         overrides = [f"{key}={value}" for key, value in given.items() if value is not None]
         teacher_cfg = resolve_config(TeacherConfig, overrides=overrides)
     teacher = build_teacher(teacher_cfg).to(device)
-    readout = "maskclip" if method == "teacher-dense" else method
-    segmenter = DenseCLIPSegmenter(teacher, config, readout=readout)
+    segmenter = DenseCLIPSegmenter(teacher, config, readout=method_name(method))
     return MethodModel(segmenter, None, _identity(teacher_cfg))
 
 

@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zeroseg.errors import ZeroSegError
 from zeroseg.inference.config import InferenceConfig
 from zeroseg.inference.pamr import pamr
 from zeroseg.inference.segmenter import (
     SegmentationResult,
     WindowSegmenter,
+    check_image,
     pad_to_multiple,
     resize_short_side,
     slide_average,
@@ -123,8 +123,7 @@ class DenseCLIPSegmenter(WindowSegmenter):
         if self.config.merge != "logits":
             return super().predict(image)
         vocab, cfg = self._queries, self.config
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ZeroSegError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+        check_image(image)
         size = tuple(image.shape[-2:])
         resized = resize_short_side(image.to(self.device).float().unsqueeze(0), cfg)
         pixels = self.authors_normalize(resized)

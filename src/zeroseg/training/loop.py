@@ -79,17 +79,23 @@ def make_schedule(config: ExperimentConfig, dataset_size: int, world_size: int) 
             f"optim.batch_size={optim.batch_size} is not a multiple of micro_batch_size x world size "
             f"= {optim.micro_batch_size} x {world_size}"
         )
+    require_steps(config)
     steps_per_epoch = max(1, dataset_size // optim.batch_size)
     total = config.train.steps or math.ceil(optim.epochs * steps_per_epoch)
-    if total <= 0:
-        raise ZeroSegError(
-            f"nothing to train: optim.epochs={optim.epochs:g} and no train.steps; set "
-            "optim.epochs > 0 or pass --steps N"
-        )
     warmup = round(total * optim.warmup_epochs / optim.epochs) if optim.epochs > 0 else 0
     return Schedule(
         optim.batch_size // per_step, total, warmup, effective_lr(optim.base_lr, optim.batch_size)
     )
+
+
+def require_steps(config: ExperimentConfig) -> None:
+    """A one-line error for a run with nothing to train (no ``train.steps`` and 0 epochs): with
+    epochs > 0 there is at least one step, however small the data."""
+    if not config.train.steps and not config.optim.epochs:
+        raise ZeroSegError(
+            f"nothing to train: optim.epochs={config.optim.epochs:g} and no train.steps; set "
+            "optim.epochs > 0 or pass --steps N"
+        )
 
 
 def _autocast(device: torch.device, precision: str):
@@ -151,11 +157,7 @@ def train(
 ) -> TrainResult:
     """Train a ZeroSeg student as ``config`` says, writing checkpoints to ``run_dir``."""
     run_dir = Path(run_dir)
-    if not config.train.steps and not config.optim.epochs:
-        raise ZeroSegError(
-            "nothing to train: optim.epochs=0 and no train.steps; set optim.epochs > 0 or pass "
-            "--steps N"
-        )
+    require_steps(config)  # before anything is built, read or written
     check_writable_folder(run_dir, "--out")
     device = select_device(config.train.device)
     info = init_distributed(device)
@@ -299,10 +301,10 @@ def train_step(
         images = images.to(device, non_blocking=True)
         views = views.to(device, non_blocking=True) if views is not None else None
         dense = dense.to(device, non_blocking=True) if dense is not None else None
-        sync = micro == accumulation - 1 or not isinstance(task.student, DistributedDataParallel)
+        last = micro == accumulation - 1
         with contextlib.ExitStack() as stack:
-            if not sync and isinstance(task.student, DistributedDataParallel):
-                stack.enter_context(task.student.no_sync())
+            if not last and isinstance(task.student, DistributedDataParallel):
+                stack.enter_context(task.student.no_sync())  # gradients meet once, at the last
             with _autocast(device, config.train.precision):
                 out = task(images, views, dense)
             (out["loss"] / accumulation).backward()
