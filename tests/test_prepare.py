@@ -11,12 +11,11 @@ from PIL import Image
 from test_segmentation_data import make_masks, save_jpeg, write_voc_tree
 
 from zeroseg.benchmark.datasets import COCO_OBJECT_CLASSES, COCOObjectSegmentation, read_label
-from zeroseg.benchmark.prepare import (
+from zeroseg.benchmark.prepare import prepare_context, prepare_voc
+from zeroseg.benchmark.prepare_coco import (
     COCO_THING_IDS,
     coco_stuff_to_object_lut,
     prepare_coco_object,
-    prepare_context,
-    prepare_voc,
 )
 from zeroseg.errors import ZeroSegError
 

@@ -320,16 +320,17 @@ def _method_model(args: argparse.Namespace, config, device):
 
 def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="convert or verify a benchmark's files (no mmcv needed)")
-    p.add_argument("dataset", choices=["voc", "context", "coco-object"])
+    datasets = ["voc", "context", "coco-object", "coco-stuff", "ade", "cityscapes"]
+    p.add_argument("dataset", choices=datasets)  # prepare_scenes.PREPARABLE (no torch import)
     p.add_argument("--root", required=True, help="dataset root")
     p.add_argument("--annotations", help="context: Detail API trainval_merged.json")
-    p.add_argument("--source", help="coco-object: folder of raw stuffthingmaps PNGs")
+    p.add_argument("--source", help="coco-object, coco-stuff: folder of raw stuffthingmaps PNGs")
     p.add_argument("--overwrite", action="store_true", help="rewrite converted label files")
     p.set_defaults(handler=_run_prepare)
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from zeroseg.benchmark.prepare import prepare_dataset
+    from zeroseg.benchmark.prepare_scenes import prepare_dataset
 
     prepare_dataset(args.dataset, args.root, args.annotations, args.source, args.overwrite)
     return 0

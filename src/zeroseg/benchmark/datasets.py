@@ -11,9 +11,16 @@ values (the palette of VOC's PNGs is ignored, never converted to RGB).
   0 = background) and ``ImageSets/SegmentationContext/{split}.txt``.
 - ``COCOObjectSegmentation``: ``images/{split}/*.jpg`` and
   ``annotations/{split}/NAME_instanceTrainIds.png`` (0 = background incl. stuff, 1..80 things).
+- ``COCOStuffSegmentation``: the same images, ``annotations/{split}/NAME_labelTrainIds.png``
+  (171 classes, 255 = unlabelled).
+- ``ADE20KSegmentation``: ``ADEChallengeData2016/images/{split}/*.jpg`` and
+  ``annotations/{split}/*.png``; 150 classes, the released value 0 ignored (reduce_zero_label).
+- ``CityscapesSegmentation``: ``leftImg8bit/{split}/CITY/NAME_leftImg8bit.png`` and
+  ``gtFine/{split}/CITY/NAME_gtFine_labelTrainIds.png``; 19 classes, 255 = ignored.
 
-``background_to_ignore`` gives the background-free variants (VOC20, Context59): label 0 becomes 255
-and the other labels shift down by one (mmseg's ``reduce_zero_label``).
+``background_to_ignore`` gives the background-free variants (VOC20, Context59; ADE20K always):
+label 0 becomes 255 and the other labels shift down by one (mmseg's ``reduce_zero_label``).
+Class names are in ``class_names``; converters and checks in ``prepare`` and ``prepare_scenes``.
 """
 
 from __future__ import annotations
@@ -28,37 +35,18 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from zeroseg.benchmark.class_names import (
+    ADE20K_CLASSES,
+    CITYSCAPES_CLASSES,
+    COCO_OBJECT_CLASSES,
+    COCO_STUFF_CLASSES,
+    CONTEXT_CLASSES,
+    VOC_CLASSES,
+)
 from zeroseg.data.images import load_image
 from zeroseg.errors import ZeroSegError
 
 IGNORE_INDEX = 255
-
-VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-)  # fmt: skip
-CONTEXT_CLASSES = (
-    "background", "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat",
-    "book", "bottle", "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth",
-    "computer", "cow", "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food", "grass",
-    "ground", "horse", "keyboard", "light", "motorbike", "mountain", "mouse", "person", "plate",
-    "platform", "pottedplant", "road", "rock", "sheep", "shelves", "sidewalk", "sign", "sky",
-    "snow", "sofa", "table", "track", "train", "tree", "truck", "tvmonitor", "wall", "water",
-    "window", "wood",
-)  # fmt: skip
-COCO_OBJECT_CLASSES = (
-    "background", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck",
-    "boat", "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
-    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -222,23 +210,113 @@ class COCOObjectSegmentation(SegmentationDataset):
     """
 
     suffix = "_instanceTrainIds.png"
+    classes: tuple[str, ...] = COCO_OBJECT_CLASSES
+    prepare = "coco-object"
 
     def __init__(self, root: str | Path, split: str = "val2017") -> None:
-        self.root = resolve_root(root, ["coco"], "images", "COCO")
+        self.root = resolve_root(root, ["coco", "coco_stuff164k"], "images", "COCO")
+        self.split = split
         image_dir = self.root / "images" / split
         if not image_dir.is_dir():
             raise ZeroSegError(f"COCO image folder {image_dir} does not exist")
         names = sorted(p.stem for p in image_dir.glob("*.jpg"))
         if not names:
             raise ZeroSegError(f"COCO image folder {image_dir} has no .jpg images")
-        self.split = split
-        super().__init__(names, COCO_OBJECT_CLASSES)
+        _require_converted(self.root / "annotations" / split, f"*{self.suffix}", self.prepare)
+        super().__init__(names, self.classes)
 
     def image_path(self, name: str) -> Path:
         return self.root / "images" / self.split / f"{name}.jpg"
 
     def label_path(self, name: str) -> Path:
         return self.root / "annotations" / self.split / f"{name}{self.suffix}"
+
+
+class COCOStuffSegmentation(COCOObjectSegmentation):
+    """COCO-Stuff-164k: the COCO images with 171 classes (80 things, 91 stuff), 255 = unlabelled.
+
+    Labels are mmseg's ``annotations/{split}/NAME_labelTrainIds.png`` (train ids 0..170), which
+    ``zeroseg prepare coco-stuff`` writes from the raw stuffthingmaps PNGs.
+    """
+
+    suffix = "_labelTrainIds.png"
+    classes = COCO_STUFF_CLASSES
+    prepare = "coco-stuff"
+
+
+class ADE20KSegmentation(SegmentationDataset):
+    """ADE20K (SceneParsing150): 150 classes; label 0 ("other") is ignored (reduce_zero_label).
+
+    Args:
+        root: ``ADEChallengeData2016`` or a folder holding it, with ``images/{split}/*.jpg`` and
+            ``annotations/{split}/*.png`` (values 0..150) as released.
+        split: ``validation`` (or ``training``).
+    """
+
+    def __init__(self, root: str | Path, split: str = "validation") -> None:
+        subdirs = ["ADEChallengeData2016", "ade/ADEChallengeData2016"]
+        self.root = resolve_root(root, subdirs, "images", "ADE20K")
+        self.split = split
+        image_dir = self.root / "images" / split
+        names = sorted(p.stem for p in image_dir.glob("*.jpg"))
+        if not names:
+            raise ZeroSegError(f"ADE20K image folder {image_dir} has no .jpg images")
+        # value 0 is ADE's "other objects": dropped like VOC20's background
+        super().__init__(names, ("other", *ADE20K_CLASSES), background_to_ignore=True)
+
+    def image_path(self, name: str) -> Path:
+        return self.root / "images" / self.split / f"{name}.jpg"
+
+    def label_path(self, name: str) -> Path:
+        return self.root / "annotations" / self.split / f"{name}.png"
+
+
+class CityscapesSegmentation(SegmentationDataset):
+    """Cityscapes fine annotations: 19 train ids, 255 = ignored.
+
+    Args:
+        root: the folder holding ``leftImg8bit/{split}/CITY/NAME_leftImg8bit.png`` and
+            ``gtFine/{split}/CITY/NAME_gtFine_labelTrainIds.png`` (``zeroseg prepare cityscapes``
+            writes these from the released ``*_gtFine_labelIds.png``).
+        split: ``val`` (or ``train``).
+    """
+
+    image_suffix = "_leftImg8bit.png"
+    label_suffix = "_gtFine_labelTrainIds.png"
+
+    def __init__(self, root: str | Path, split: str = "val") -> None:
+        self.root = resolve_root(root, ["cityscapes"], "leftImg8bit", "Cityscapes")
+        self.split = split
+        image_dir = self.root / "leftImg8bit" / split
+        images = sorted(image_dir.glob(f"*/*{self.image_suffix}"))
+        if not images:
+            raise ZeroSegError(
+                f"Cityscapes image folder {image_dir} has no CITY/*{self.image_suffix}"
+            )
+        self.cities = {p.name[: -len(self.image_suffix)]: p.parent.name for p in images}
+        _require_converted(self.root / "gtFine" / split, f"*/*{self.label_suffix}", "cityscapes")
+        super().__init__(list(self.cities), CITYSCAPES_CLASSES)
+
+    def image_path(self, name: str) -> Path:
+        return (
+            self.root
+            / "leftImg8bit"
+            / self.split
+            / self.cities[name]
+            / f"{name}{self.image_suffix}"
+        )
+
+    def label_path(self, name: str) -> Path:
+        return self.root / "gtFine" / self.split / self.cities[name] / f"{name}{self.label_suffix}"
+
+
+def _require_converted(folder: Path, pattern: str, dataset: str) -> None:
+    """A one-line error naming ``zeroseg prepare`` when no converted label matches in ``folder``."""
+    if not any(folder.glob(pattern)):
+        raise ZeroSegError(
+            f"no {pattern} labels in {folder}: convert the released labels with "
+            f"`zeroseg prepare {dataset}`"
+        )
 
 
 def _class_names_file(root: Path) -> list[str] | None:
@@ -259,11 +337,14 @@ BENCHMARKS: dict[str, tuple[Callable[..., SegmentationDataset], dict[str, Any]]]
     "context": (PascalContextSegmentation, {}),
     "context59": (PascalContextSegmentation, {"background_to_ignore": True}),
     "coco-object": (COCOObjectSegmentation, {}),
+    "coco-stuff": (COCOStuffSegmentation, {}),
+    "ade": (ADE20KSegmentation, {}),
+    "cityscapes": (CityscapesSegmentation, {}),
 }
 
 
 def build_dataset(name: str, root: str | Path, split: str | None = None) -> SegmentationDataset:
-    """The validation set of a benchmark (voc, voc20, context, context59, coco-object)."""
+    """The validation set of a benchmark (a name of ``BENCHMARKS``)."""
     if name not in BENCHMARKS:
         raise ZeroSegError(f"unknown dataset {name!r}: use one of {', '.join(BENCHMARKS)}")
     reader, kwargs = BENCHMARKS[name]

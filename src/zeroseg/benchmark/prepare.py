@@ -4,15 +4,12 @@
 - ``prepare_context(root)``: checks ``VOCdevkit/VOC2010/SegmentationClassContext``; if it is missing,
   converts the Detail API annotations (``trainval_merged.json``, read directly, masks decoded with
   pycocotools; mmseg's class mapping).
-- ``prepare_coco_object(root)``: converts the raw COCO-Stuff-164k label PNGs
-  (``stuffthingmaps_trainval2017/{split}/*.png``: value v is COCO category id v + 1, 0..90 things
-  with COCO's id gaps, 91..181 stuff, 255 unlabelled) into ``annotations/{split}/
-  NAME_instanceTrainIds.png`` with the 80 things as 1..80 in COCO order and every stuff and
-  unlabelled pixel as 0 (background, scored, as in GroupViT's converter). The train split is not
-  needed to convert val.
 
 Each writes files atomically, prints per-split image counts and a class histogram, and warns when a
-count differs from the official size (VOC val 1,449; Context val 5,105; COCO val2017 5,000).
+count differs from the official size (``KNOWN_SIZES``: VOC val 1,449; Context val 5,105; COCO
+val2017 5,000; ADE20K validation 2,000; Cityscapes val 500). The report helpers here serve the
+other converters too: COCO-Object and COCO-Stuff in ``prepare_coco``, ADE20K, Cityscapes and
+``prepare_dataset`` (``zeroseg prepare``) in ``prepare_scenes``.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ import numpy as np
 from PIL import Image
 
 from zeroseg.benchmark.datasets import (
-    COCO_OBJECT_CLASSES,
     CONTEXT_CLASSES,
     VOC_CLASSES,
     read_label,
@@ -42,15 +38,10 @@ KNOWN_SIZES = {
     "voc": {"train": 1464, "val": 1449, "trainval": 2913},
     "context": {"train": 4996, "val": 5105},
     "coco-object": {"train2017": 118287, "val2017": 5000},
+    "coco-stuff": {"train2017": 118287, "val2017": 5000},
+    "ade": {"training": 20210, "validation": 2000},
+    "cityscapes": {"train": 2975, "val": 500, "test": 1525},
 }
-# The 80 COCO thing category ids, in COCO order (ids 12, 26, 29, 30, 45, 66, 68, 69, 71, 83 unused).
-COCO_THING_IDS = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-    85, 86, 87, 88, 89, 90,
-)  # fmt: skip
-COCO_STUFF_VALUES = range(91, 182)  # raw values of the 91 stuff classes (ids 92..182)
 # The 60 Detail API category ids of PASCAL Context; class index = rank in this sorted list (mmseg).
 CONTEXT_DETAIL_IDS = (
     0, 2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113,
@@ -92,7 +83,8 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-def _finish(report: PrepareReport, verbose: bool) -> PrepareReport:
+def finish_report(report: PrepareReport, verbose: bool) -> PrepareReport:
+    """Add the split-size warnings, log the warnings and print the report if ``verbose``."""
     for split, count in report.counts.items():
         expected = KNOWN_SIZES.get(report.dataset, {}).get(split)
         if expected is not None and count != expected:
@@ -104,13 +96,14 @@ def _finish(report: PrepareReport, verbose: bool) -> PrepareReport:
     return report
 
 
-def _write_png(array: np.ndarray, path: Path) -> None:
+def write_label_png(array: np.ndarray, path: Path) -> None:
+    """Write (H, W) class indices as a mode-L PNG, atomically."""
     buffer = io.BytesIO()
     Image.fromarray(array.astype(np.uint8), mode="L").save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _histogram(
+def label_histogram(
     labels: list[Path], num_classes: int, images: list[Path] | None = None
 ) -> tuple[np.ndarray, np.ndarray, int, dict[int, int]]:
     """Pixel and image counts per class over label PNGs; checks each label's size against its image.
@@ -153,13 +146,13 @@ def _verify_tree(
     for path in images + labels:
         if not path.is_file():
             raise ZeroSegError(f"{path} does not exist (listed in {split}.txt)")
-    pixels, present, ignored, unexpected = _histogram(labels, len(class_names), images)
+    pixels, present, ignored, unexpected = label_histogram(labels, len(class_names), images)
     report = PrepareReport(
         dataset, counts, split, list(class_names), pixels.tolist(), present.tolist(), ignored
     )
     if unexpected:
         report.warnings.append(f"label values outside the classes (value: pixels): {unexpected}")
-    return _finish(report, verbose)
+    return finish_report(report, verbose)
 
 
 def prepare_voc(root: str | Path, split: str = "val", verbose: bool = True) -> PrepareReport:
@@ -261,7 +254,7 @@ def convert_context_detail(
                             f"{painted.shape}, the image {mask.shape}"
                         )
                     mask[painted] = ann["category_id"]
-                _write_png(context_index_map(mask, name), path)
+                write_label_png(context_index_map(mask, name), path)
             names.append(name)
         split_file = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
         atomic_write_text(split_file, "".join(f"{n}\n" for n in sorted(names)))
@@ -284,110 +277,3 @@ def _read_detail_json(path: Path) -> dict:
             f"{path} is not a Detail API trainval_merged.json (no {missing[0]} list)"
         )
     return detail
-
-
-def coco_stuff_to_object_lut() -> np.ndarray:
-    """(256,) uint8 lookup: raw COCO-Stuff value -> COCO-Object class (things 1..80, else 0)."""
-    lut = np.zeros(256, dtype=np.uint8)
-    for index, category_id in enumerate(COCO_THING_IDS, start=1):
-        lut[category_id - 1] = index  # raw value = category id - 1
-    return lut
-
-
-def _coco_raw_allowed() -> np.ndarray:
-    allowed = np.zeros(256, dtype=bool)
-    allowed[[i - 1 for i in COCO_THING_IDS]] = True
-    allowed[list(COCO_STUFF_VALUES)] = True
-    allowed[255] = True
-    return allowed
-
-
-def _coco_source(root: Path, source: Path | None, split: str) -> Path:
-    candidates = [source / split] if source else []
-    candidates += [root / "stuffthingmaps_trainval2017" / split, root / "annotations" / split]
-    for folder in candidates:
-        if folder.is_dir() and any(p for p in folder.glob("*.png") if "TrainIds" not in p.name):
-            return folder
-    tried = ", ".join(str(c) for c in candidates)
-    raise ZeroSegError(f"no raw COCO-Stuff label PNGs for {split} in {tried}")
-
-
-def prepare_coco_object(
-    root: str | Path,
-    source: str | Path | None = None,
-    splits: tuple[str, ...] = ("val2017",),
-    overwrite: bool = False,
-    verbose: bool = True,
-) -> PrepareReport:
-    """Convert raw COCO-Stuff-164k labels to COCO-Object and report.
-
-    Args:
-        root: the COCO folder holding ``images/{split}``; labels go to ``annotations/{split}``.
-        source: folder holding ``{split}/*.png`` raw labels (default: ``root/
-            stuffthingmaps_trainval2017`` or ``root/annotations``).
-        splits: splits to convert (val2017 alone is enough for evaluation).
-        overwrite: convert again even if the output exists.
-
-    Returns:
-        The report; the histogram covers the last split.
-    """
-    root = Path(root)
-    lut, allowed = coco_stuff_to_object_lut(), _coco_raw_allowed()
-    counts, warnings = {}, []
-    pixels, present = np.zeros(81, np.int64), np.zeros(81, np.int64)  # per split, below
-    for split in splits:
-        raw_dir = _coco_source(root, Path(source) if source else None, split)
-        raw = sorted(p for p in raw_dir.glob("*.png") if "TrainIds" not in p.name)
-        out_dir = root / "annotations" / split
-        pixels, present = np.zeros(81, np.int64), np.zeros(81, np.int64)
-        odd_files = 0
-        for path in raw:
-            out = out_dir / f"{path.stem}_instanceTrainIds.png"
-            values = read_label(path)
-            odd_files += int(not allowed[values].all())
-            label = lut[values]
-            if overwrite or not out.is_file():
-                _write_png(label, out)
-            counts_ = np.bincount(label.ravel(), minlength=81)
-            pixels, present = pixels + counts_, present + (counts_ > 0)
-        counts[split] = len(raw)
-        warnings += _coco_image_warnings(root, split, raw)
-        if odd_files:
-            warnings.append(
-                f"{split}: {odd_files} label files hold values that are not raw COCO-Stuff ids "
-                "(mapped to background); use the raw stuffthingmaps_trainval2017 PNGs, not "
-                "converted *_labelTrainIds.png files"
-            )
-    report = PrepareReport(
-        "coco-object", counts, splits[-1], list(COCO_OBJECT_CLASSES), pixels.tolist(),
-        present.tolist(), warnings=warnings,
-    )  # fmt: skip
-    return _finish(report, verbose)
-
-
-def _coco_image_warnings(root: Path, split: str, raw: list[Path]) -> list[str]:
-    image_dir = root / "images" / split
-    images = {p.stem for p in image_dir.glob("*.jpg")} if image_dir.is_dir() else set()
-    if not images:
-        return [f"no images in {image_dir}: evaluation reads images/{split}/*.jpg"]
-    missing = images - {p.stem for p in raw}
-    if missing:
-        return [f"{len(missing)} images in {image_dir} have no label, e.g. {sorted(missing)[0]}"]
-    return []
-
-
-def prepare_dataset(
-    dataset: str,
-    root: str | Path,
-    annotations: str | Path | None = None,
-    source: str | Path | None = None,
-    overwrite: bool = False,
-) -> PrepareReport:
-    """``zeroseg prepare``: convert or verify one benchmark's files (voc, context, coco-object)."""
-    if dataset == "voc":
-        return prepare_voc(root)
-    if dataset == "context":
-        return prepare_context(root, annotations=annotations, overwrite=overwrite)
-    if dataset == "coco-object":
-        return prepare_coco_object(root, source=source, overwrite=overwrite)
-    raise ZeroSegError(f"unknown dataset {dataset!r} to prepare: use voc, context or coco-object")
