@@ -8,7 +8,10 @@ from zeroseg.benchmark.datasets import COCO_OBJECT_CLASSES, CONTEXT_CLASSES, VOC
 from zeroseg.benchmark.vocabularies import load_vocabulary, parse_vocabulary, read_vocabulary
 from zeroseg.errors import ZeroSegError
 
-SIZES = {"voc": 21, "voc20": 20, "context": 60, "context59": 59, "coco-object": 81}
+SIZES = {
+    "voc": 21, "voc20": 20, "context": 60, "context59": 59, "coco-object": 81,
+    "coco-stuff": 171, "ade": 150, "cityscapes": 19,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("flavour", ["groupvit", "sclip", "sclip-clean", "clearclip"])

@@ -13,6 +13,12 @@ are the ones the published numbers were measured on.
   threshold acts on those numbers, as in GroupViT's ``encode_decode``).
 - ``groupvit``: GroupViT's released code and configs: the same geometry and top-5 step,
   thresholds 0.95 / 0.35 / 0.95 and the single template "a photo of a {}.".
+- Both on COCO-Stuff, ADE20K and Cityscapes (no background, so no threshold), which neither
+  paper reports: the same geometry, as TCL's configs give it when they extend GroupViT's
+  evaluation to these datasets (khanrc/tcl ``segmentation/configs/_base_/datasets/stuff.py``,
+  ``ade20k.py``, ``cityscapes.py``: short side 448, slide 448 / 224), and mmseg's class names
+  (the ``groupvit`` flavour of these files). One geometry for all eight keeps the student's
+  numbers comparable across benchmarks; Cityscapes' 2:1 images then give 896 x 448 inputs.
 - ``sclip``, ``clearclip``, ``naclip`` (for comparison with training-free CLIP methods): each
   reproduces its authors' pipeline (table below), with their class-name files
   (``vocabularies``: ``sclip`` for SCLIP and NACLIP, ``clearclip`` for ClearCLIP).
@@ -29,10 +35,10 @@ Every setting of the readout protocols, with the file of the authors' repository
 
 | setting (``InferenceConfig``) | sclip | clearclip | naclip | source |
 |---|---|---|---|---|
-| short side / long cap | 336 / 2048 | 448 / 2048 | 336 / 2048 | ``configs/cfg_*.py`` ``Resize`` |
-| mode, window / stride | slide 224 / 112 | slide 448 / 224 | slide 224 / 112; VOC21, VOC20 whole | SCLIP, NA ``clip_segmentor.py``/``naclip.py`` defaults, ``cfg_voc2*.py`` ``slide_crop=0``; CC ``clearclip_segmentor.py`` |
+| short side / long cap | 336 / 2048; COCO-Stuff 448, Cityscapes 560 | 448 / 2048 | 336 / 2048; Cityscapes 560 | ``configs/cfg_*.py`` ``Resize``; ``cfg_coco_stuff164k.py``, ``cfg_ade20k.py``, ``cfg_city_scapes.py`` |
+| mode, window / stride | slide 224 / 112 | slide 448 / 224; Cityscapes 224 / 224 | slide 224 / 112; VOC21, VOC20 whole | SCLIP, NA ``clip_segmentor.py``/``naclip.py`` defaults, ``cfg_voc2*.py`` ``slide_crop=0``; CC ``clearclip_segmentor.py``, ``cfg_city_scapes.py`` ``slide_crop=224`` |
 | ``logit_scale`` | 40; VOC21 65; Context60, COCO-Obj 50 | 50 | 40 | ``configs/cfg_*.py``, segmentor defaults |
-| ``bg_threshold`` (``prob_thd``) | 0.1 on VOC21, Context60, COCO-Obj | 0.5 / 0.15 / 0.4 | 0.1 | ``configs/cfg_*.py`` |
+| ``bg_threshold`` (``prob_thd``) | 0.1 on VOC21, Context60, COCO-Obj | 0.5 / 0.15 / 0.4 | 0.1 | ``configs/cfg_*.py`` (none in the five without background: 0) |
 | ``area_threshold`` | VOC21 0.1 | - | - | SCLIP ``configs/cfg_voc21.py``, ``postprocess_result`` |
 | ``pos_resample`` | scale | scale | scale | ``interpolate_pos_encoding`` in SCLIP/NA ``clip/model.py``, CC ``open_clip/transformer.py`` |
 | ``remainder`` | drop | zeros (centred) | drop | ``forward_feature``; CC ``compute_padsize`` |
@@ -42,7 +48,7 @@ Every setting of the readout protocols, with the file of the authors' repository
 | ``clearclip_attention`` | - | qq | - | CC ``demo.py`` (``model_type='ClearCLIP'``); see below |
 | normalisation (``merge=logits``) | mean / std on 0-255 to 3 decimals | same | same | ``SegDataPreProcessor`` in each segmentor |
 | ``templates`` | imagenet80 | imagenet80 | imagenet80 | ``prompts/imagenet_template.py`` |
-| vocabulary | ``sclip`` | ``clearclip`` | ``sclip`` | ``configs/cls_*.txt`` |
+| vocabulary | ``sclip`` | ``clearclip`` | ``sclip`` | ``configs/cls_*.txt`` (``cls_coco_stuff``, ``cls_ade20k``, ``cls_city_scapes``: one file in all three) |
 | ``precision`` (CUDA) | fp16 | fp16 | fp16 | ``clip.load`` on CUDA; CC ``create_model(..., precision='fp16')`` |
 
 ClearCLIP's ``configs/base_config.py`` says ``model_type='vanilla'`` (q.k attention, with
@@ -51,6 +57,14 @@ the maintainer answers (mc-lan/ClearCLIP issue #12) that ``model_type='ClearCLIP
 paper's "CLIP+ClearCLIP" rows, and ``demo.py`` builds that one; ``vanilla`` with
 ``ignore_residual=False`` is the CLIP baseline (issues #2, #12). So the protocol's default is q.q,
 and ``clearclip_attention=qk`` is the released config's readout.
+
+The three scene benchmarks, as the authors' configs set them (each file read in all three
+repositories; the segmentor's class defaults where a config is silent): COCO-Stuff-164k short side
+448 in SCLIP and ClearCLIP, 336 in NACLIP; ADE20K 336 in SCLIP and NACLIP, 448 in ClearCLIP;
+Cityscapes 560 in SCLIP and NACLIP, 448 in ClearCLIP, whose ``slide_crop=224`` leaves the class's
+stride of 224, so its Cityscapes windows do not overlap. None of the nine configs sets a logit
+scale, threshold or PAMR: the class defaults (SCLIP 40, ClearCLIP 50, NACLIP 40 with PAMR 10)
+hold. ``maskclip`` takes SCLIP's geometry on them, as on the other five.
 
 Where these protocols keep our own choice, as an option: ``merge=scores`` (class scores averaged
 per window, background threshold capped at each window's best score: GroupViT's rule, which the
@@ -74,7 +88,16 @@ from zeroseg.errors import ZeroSegError
 from zeroseg.inference.config import InferenceConfig
 from zeroseg.inference.methods import method_name
 
-DATASETS = ("voc", "voc20", "context", "context59", "coco-object")
+DATASETS = (
+    "voc",
+    "voc20",
+    "context",
+    "context59",
+    "coco-object",
+    "coco-stuff",
+    "ade",
+    "cityscapes",
+)
 
 
 _GROUPVIT_GEOMETRY = InferenceConfig(
@@ -142,26 +165,36 @@ PROTOCOLS: dict[str, Protocol] = {
         bg_threshold={"voc": 0.1, "context": 0.1, "coco-object": 0.1},
         logit_scale={"voc": 65.0, "context": 50.0, "coco-object": 50.0},
         vocabulary="sclip",
-        dataset_changes={"voc": {"area_threshold": 0.1}},
+        dataset_changes={
+            "voc": {"area_threshold": 0.1},
+            "coco-stuff": {"short_side": 448},
+            "cityscapes": {"short_side": 560},
+        },
     ),
     "clearclip": Protocol(
         base=_authors(_GROUPVIT_GEOMETRY, logit_scale=50.0, remainder="zeros"),
         bg_threshold={"voc": 0.5, "context": 0.15, "coco-object": 0.4},
         logit_scale={},
         vocabulary="clearclip",
+        dataset_changes={"cityscapes": {"window": 224, "stride": 224}},
     ),
     "naclip": Protocol(
         base=_authors(_SCLIP_GEOMETRY, logit_scale=40.0, pamr_steps=10),
         bg_threshold={"voc": 0.1, "context": 0.1, "coco-object": 0.1},
         logit_scale={},
         vocabulary="sclip",
-        dataset_changes={"voc": {"mode": "whole"}, "voc20": {"mode": "whole"}},
+        dataset_changes={
+            "voc": {"mode": "whole"},
+            "voc20": {"mode": "whole"},
+            "cityscapes": {"short_side": 560},
+        },
     ),
     "maskclip": Protocol(
         base=_authors(_SCLIP_GEOMETRY, logit_scale=40.0, pos_resample="size"),
         bg_threshold={"voc": 0.1, "context": 0.1, "coco-object": 0.1},
         logit_scale={"voc": 65.0, "context": 50.0, "coco-object": 50.0},
         vocabulary="sclip",
+        dataset_changes={"coco-stuff": {"short_side": 448}, "cityscapes": {"short_side": 560}},
     ),
 }
 
@@ -178,7 +211,7 @@ def protocol_config(name: str, dataset: str) -> tuple[InferenceConfig, str]:
 
     Args:
         name: zeroseg, groupvit, sclip, clearclip, naclip or maskclip.
-        dataset: voc, voc20, context, context59 or coco-object.
+        dataset: a name of ``DATASETS``.
 
     Returns:
         (config, flavour) where flavour is the argument for ``vocabularies.load_vocabulary``.

@@ -25,8 +25,13 @@ Empty names, duplicate names (case-insensitive) and background words equal to a 
 errors.
 
 Datasets: ``voc`` (21, with background), ``voc20``, ``context`` (60, with background),
-``context59``, ``coco-object`` (81, with background). ``voc20`` and ``context59`` are the files of
-``voc`` and ``context`` without their background line.
+``context59``, ``coco-object`` (81, with background), ``coco-stuff`` (171), ``ade`` (150),
+``cityscapes`` (19). ``voc20`` and ``context59`` are the files of ``voc`` and ``context`` without
+their background line; the files of the last three have no background line. For those three the
+authors' ``cls_coco_stuff.txt``, ``cls_ade20k.txt`` and ``cls_city_scapes.txt`` are one file each,
+byte for byte the same in SCLIP, ClearCLIP and NACLIP (mmseg's names without spaces, no
+synonyms), shipped as the ``sclip`` flavour that ``clearclip`` and ``sclip-clean`` fall back to;
+their ``groupvit`` flavour is mmseg's names as written (TCL's, GroupViT has none).
 """
 
 from __future__ import annotations
@@ -53,7 +58,12 @@ DATASETS: dict[str, tuple[str, bool, int]] = {
     "context": ("context", True, 60),
     "context59": ("context", False, 59),
     "coco-object": ("coco-object", True, 81),
+    "coco-stuff": ("coco-stuff", False, 171),
+    "ade": ("ade", False, 150),
+    "cityscapes": ("cityscapes", False, 19),
 }
+# file stems whose files have no background line (every line is a class)
+_NO_BACKGROUND_LINE = ("coco-stuff", "ade", "cityscapes")
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,8 @@ def load_vocabulary(dataset: str, flavour: str = "groupvit") -> Vocabulary:
     """The shipped class names of a benchmark.
 
     Args:
-        dataset: voc, voc20, context, context59 or coco-object.
+        dataset: a name of ``DATASETS`` (voc, voc20, context, context59, coco-object,
+            coco-stuff, ade, cityscapes).
         flavour: groupvit, sclip, sclip-clean or clearclip.
 
     Raises:
@@ -116,14 +127,15 @@ def load_vocabulary(dataset: str, flavour: str = "groupvit") -> Vocabulary:
     file = f"{stem}_{flavour}.txt"
     if not (folder / file).is_file():
         file = f"{stem}_{_FALLBACK[flavour]}.txt"
+    with_background = stem not in _NO_BACKGROUND_LINE
     full = parse_vocabulary(
         (folder / file).read_text(encoding="utf-8"),
         source=f"vocabularies/{file}",
-        has_background=True,
+        has_background=with_background,
         background_is_text=flavour != "groupvit",
         shared_background=flavour in _SHARED_BACKGROUND,
     )
-    vocab = full if keep_background else _drop_background(full)
+    vocab = full if keep_background or not with_background else _drop_background(full)
     if len(vocab.class_names) != count:
         raise ZeroSegError(f"{vocab.source}: {len(vocab.class_names)} classes, expected {count}")
     return Vocabulary(
