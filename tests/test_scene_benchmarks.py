@@ -180,6 +180,7 @@ def test_protocols_on_the_scene_benchmarks_follow_the_configs(protocol, dataset)
     assert (*got, config.pamr_steps, flavour) == EXPECTED[protocol, dataset]
     assert (config.mode, config.max_long_side, config.resize) == ("slide", 2048, "mmcv")
     assert config.bg_threshold == 0.0 and config.area_threshold == 0.0
+    assert config.top_k_classes == (5 if protocol == "groupvit" else 0)  # zeroseg: lifted here
     vocabulary = load_vocabulary(dataset, flavour)
     assert not vocabulary.has_background and vocabulary.background_words == []
 

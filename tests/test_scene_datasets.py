@@ -22,6 +22,7 @@ from zeroseg.benchmark.datasets import (
 )
 from zeroseg.benchmark.prepare_coco import coco_raw_allowed, coco_stuff_lut, prepare_coco_stuff
 from zeroseg.benchmark.prepare_scenes import (
+    PREPARABLE,
     cityscapes_train_id_lut,
     prepare_ade20k,
     prepare_cityscapes,
@@ -215,3 +216,14 @@ def test_cityscapes_missing_labels_are_one_line_errors(tmp_path):
         build_dataset("cityscapes", tmp_path / "nowhere")
     with pytest.raises(ZeroSegError, match="unknown dataset 'ade20k' to prepare"):
         prepare_dataset("ade20k", root)
+
+
+def test_cli_prepare_offers_every_preparable_benchmark(tmp_path, capsys):
+    from zeroseg.cli import build_parser, main
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    choices = next(a for a in sub.choices["prepare"]._actions if a.dest == "dataset").choices
+    assert tuple(choices) == PREPARABLE
+    assert main(["prepare", "ade", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ADE20K data root" in err and "\n" not in err

@@ -19,6 +19,10 @@ are the ones the published numbers were measured on.
   ``ade20k.py``, ``cityscapes.py``: short side 448, slide 448 / 224), and mmseg's class names
   (the ``groupvit`` flavour of these files). One geometry for all eight keeps the student's
   numbers comparable across benchmarks; Cityscapes' 2:1 images then give 896 x 448 inputs.
+  ``zeroseg`` drops the top-5 step there (``top_k_classes=0``): scene-parsing images commonly
+  show more than five classes, and the step leaves every class but the image's best five
+  unpredictable, a cap TCL's evaluation of these datasets does not have; ``groupvit`` keeps its
+  code as it is, top-5 included.
 - ``sclip``, ``clearclip``, ``naclip`` (for comparison with training-free CLIP methods): each
   reproduces its authors' pipeline (table below), with their class-name files
   (``vocabularies``: ``sclip`` for SCLIP and NACLIP, ``clearclip`` for ClearCLIP).
@@ -153,6 +157,7 @@ PROTOCOLS: dict[str, Protocol] = {
         bg_threshold={"voc": 0.95, "context": 0.05, "coco-object": 0.35},
         logit_scale={},
         vocabulary="groupvit",
+        dataset_changes={d: {"top_k_classes": 0} for d in ("coco-stuff", "ade", "cityscapes")},
     ),
     "groupvit": Protocol(
         base=replace(_GROUPVIT_GEOMETRY, top_k_classes=5, templates="simple1"),
