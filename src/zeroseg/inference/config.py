@@ -11,6 +11,8 @@ from typing import Literal
 
 from zeroseg.config import check
 
+Precision = Literal["fp32", "fp16", "bf16"]  # ``InferenceConfig.precision``
+
 
 @dataclass(frozen=True)
 class InferenceConfig:
@@ -37,8 +39,15 @@ class InferenceConfig:
       then the temperature, the softmax and the synonyms' max; the background threshold acts once,
       uncapped, on the full-size result (best score of all classes, background included, below
       ``bg_threshold`` -> background), after SCLIP's ``area_threshold``.
-    - ``precision``: the readout's forward on CUDA under autocast at this dtype (the authors run
-      fp16); on a CPU always fp32.
+
+    For the student and the readouts alike:
+
+    - ``precision``: the model's forward (the student's encoder and grouping head, a readout's
+      image encoder) on CUDA under autocast at this dtype; on any other device fp32, said once in
+      the log. Logits, softmax, thresholds and the class text embeddings stay float32. The student
+      defaults to fp32 (our protocols); the readout protocols set fp16, as their authors run.
+      ``zeroseg segment --set precision=bf16``, ``zeroseg evaluate ... precision=bf16``, or
+      ``InferenceConfig(precision="bf16")`` / ``segmenter.with_config(precision="bf16")``.
     """
 
     short_side: int | None = None  # resize the short side to this (None: model's size; 0: keep)
@@ -60,7 +69,8 @@ class InferenceConfig:
     merge: Literal["scores", "logits"] = "scores"  # "logits": the authors' order of operations
     area_threshold: float = 0.0  # SCLIP's VOC21 area_thd (merge="logits"; 0 = off)
     clearclip_attention: Literal["qq", "qk"] = "qq"  # ClearCLIP: paper (q.q) or config (vanilla)
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"  # readouts on CUDA; CPU runs fp32 always
+    # Student and readouts: the forward's autocast dtype on CUDA; a CPU runs fp32 always
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         positive = {"max_long_side": self.max_long_side, "logit_scale": self.logit_scale}

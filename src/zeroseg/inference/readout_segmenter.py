@@ -19,9 +19,6 @@ h x w patch grid, H x W pixels.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -37,8 +34,6 @@ from zeroseg.inference.segmenter import (
     slide_average,
 )
 from zeroseg.models.dense_readout import dense_features, readout_stride
-
-logger = logging.getLogger(__name__)
 
 
 class DenseCLIPSegmenter(WindowSegmenter):
@@ -103,19 +98,6 @@ class DenseCLIPSegmenter(WindowSegmenter):
                 positions=cfg.pos_resample, clearclip_attention=cfg.clearclip_attention,
             )  # fmt: skip
         return features[0].float()
-
-    def _autocast(self):
-        """Autocast at ``config.precision`` on CUDA; nothing (fp32) elsewhere."""
-        precision = self.config.precision
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        if self.device.type != "cuda":
-            if not getattr(self, "_warned_precision", False):
-                logger.info("precision=%s needs CUDA: running fp32 on %s", precision, self.device)
-                self._warned_precision = True
-            return contextlib.nullcontext()
-        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        return torch.autocast("cuda", dtype=dtype)
 
     @torch.no_grad()
     def predict(self, image: Tensor) -> SegmentationResult:

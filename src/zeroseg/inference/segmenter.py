@@ -18,7 +18,9 @@ H x W pixels, h x w patch grid.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +34,7 @@ from zeroseg.errors import ZeroSegError
 from zeroseg.inference.banded import banded_argmax, bilinear
 from zeroseg.inference.config import InferenceConfig
 from zeroseg.inference.pamr import pamr
+from zeroseg.inference.precision import falls_back, forward_autocast
 from zeroseg.inference.resize import cv2_bilinear, keep_ratio_size
 from zeroseg.inference.text_queries import TextQueries
 from zeroseg.models.grouping import compose_assignments
@@ -39,6 +42,8 @@ from zeroseg.models.seg_head import SegHeadOutput
 from zeroseg.models.teacher import CLIPTeacher, build_teacher, check_student_matches
 from zeroseg.models.zeroseg import ZeroSeg
 from zeroseg.runtime.distributed import select_device
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -188,10 +193,20 @@ class WindowSegmenter:
         self.config = (config or InferenceConfig()).with_model_defaults(self.input_size)
         self.vocabulary: TextQueries | None = None
         self._text_cache: dict = {}
+        self._warned_precision = False  # the fp32 fallback of ``_autocast`` was logged
 
     @property
     def device(self) -> torch.device:
         return self.teacher.pixel_mean.device
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        """The model's forward at ``config.precision``: autocast on CUDA, fp32 elsewhere (said
+        once per segmenter). Only the forward: scores are computed in float32 after it."""
+        precision = self.config.precision
+        if falls_back(precision, self.device) and not self._warned_precision:
+            logger.info("precision=%s needs CUDA: running fp32 on %s", precision, self.device)
+            self._warned_precision = True
+        return forward_autocast(precision, self.device)
 
     @property
     def _queries(self) -> TextQueries:
@@ -356,9 +371,12 @@ class Segmenter(WindowSegmenter):
         return scores, segment_ids, segment_classes
 
     def segment_map(self, window: Tensor) -> tuple[Tensor, SegHeadOutput]:
-        """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output."""
+        """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output (in
+        float32, whatever ``config.precision`` the forward ran at)."""
         padded, (h, w) = pad_to_multiple(window, self.model.encoder.patch_size)
-        out, grid = self.model.encode_segments(padded)
+        with self._autocast():  # encoder and head at ``precision``; what follows in float32
+            out, grid = self.model.encode_segments(padded)
+        out = out.float()
         maps = compose_assignments(out.soft_assignments)  # (1, N, S)
         maps = maps[0].transpose(0, 1).reshape(-1, *grid)  # (S, gh, gw)
         maps = F.interpolate(

@@ -40,6 +40,15 @@ class SegHeadOutput:
     assignments: list[Tensor]
     soft_assignments: list[Tensor]
 
+    def float(self) -> SegHeadOutput:
+        """The same output in float32 (after a half-precision forward)."""
+        return SegHeadOutput(
+            self.segment_embeddings.float(),
+            self.global_embedding.float(),
+            [a.float() for a in self.assignments],
+            [a.float() for a in self.soft_assignments],
+        )
+
 
 class Projector(nn.Module):
     """The shared MLP that maps head tokens into the teacher's embedding space.
