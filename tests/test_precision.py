@@ -101,6 +101,19 @@ def test_student_half_forward_is_cast_back_to_float32(student, monkeypatch):
     assert (result.labels == full.labels).float().mean() > 0.8
 
 
-def test_precision_reaches_the_student_from_overrides():
-    config = resolve_config(InferenceConfig, overrides=["precision=bf16"])
-    assert config.precision == "bf16" and InferenceConfig().precision == "fp32"
+def test_segment_command_sets_the_students_precision(tiny_run, tmp_path, caplog):
+    from PIL import Image
+
+    from zeroseg.cli import main
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "red.png")
+    argv = ["segment", str(tmp_path / "red.png"), "--checkpoint", str(tiny_run), "--classes",
+            "a, b", "--out", str(tmp_path / "seg"), "--device", "cpu", "--no-progress"]  # fmt: skip
+    with caplog.at_level("INFO", logger="zeroseg.inference.segmenter"):
+        assert main([*argv, "--set", "precision=bf16"]) == 0
+    assert caplog.text.count("precision=bf16 needs CUDA: running fp32 on cpu") == 1
+    caplog.clear()
+    with caplog.at_level("INFO", logger="zeroseg.inference.segmenter"):
+        assert main(argv) == 0  # the student's default: fp32, nothing to say
+    assert "needs CUDA" not in caplog.text
+    assert resolve_config(InferenceConfig, overrides=["precision=bf16"]).precision == "bf16"
