@@ -12,9 +12,10 @@ it measured) and prints a table:
   micro-batch 64 x 8 accumulation), eager and ``torch.compile``d;
 - teacher cache: a random ViT-L/14 on 30 views per image, bf16 autocast: images/s, and hours for
   ImageNet-1k;
-- inference at batch 1: the student and the MaskCLIP / SCLIP / ClearCLIP / NACLIP readouts of a
-  ViT-B/16 and a ViT-L/14, at the VOC protocol's geometry (500x375 image, short side 448, 448
-  windows, stride 224) and on one 224x224 image: images/s and peak memory;
+- inference at batch 1: the student (at ``precision`` fp32, bf16 and fp16: autocast on CUDA) and
+  the MaskCLIP / SCLIP / ClearCLIP / NACLIP readouts (fp32) of a ViT-B/16 and a ViT-L/14, at the
+  VOC protocol's geometry (500x375 image, short side 448, 448 windows, stride 224) and on one
+  224x224 image: images/s, peak memory and the precision the forward ran at;
 - the 80-epoch projection from the measured rates (train + cache, GPU-hours).
 
     python benchmarks/gpu_run.py                          # on the GPU: the whole run, < 8 min
@@ -32,18 +33,21 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from zeroseg.config import ExperimentConfig, load_config
-from zeroseg.inference.config import InferenceConfig
+from zeroseg.inference.config import InferenceConfig, Precision
 from zeroseg.inference.methods import build_method
+from zeroseg.inference.precision import autocast_dtype
 from zeroseg.inference.readout_segmenter import DenseCLIPSegmenter
-from zeroseg.inference.segmenter import Segmenter
+from zeroseg.inference.segmenter import Segmenter, WindowSegmenter
 from zeroseg.models.attention import fused_attention_count
 from zeroseg.models.build import build_zeroseg
 from zeroseg.models.teacher import CLIPTeacher, build_teacher
+from zeroseg.models.zeroseg import ZeroSeg
 from zeroseg.runtime.machine import describe
 from zeroseg.training.cost import IMAGENET_TRAIN, per_image_flops
 from zeroseg.training.loop import train_step
@@ -51,6 +55,7 @@ from zeroseg.training.optim import build_optimizer
 from zeroseg.training.task import DistillationTask
 
 READOUTS = ("maskclip", "sclip", "clearclip", "naclip")
+STUDENT_PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")  # InferenceConfig.precision
 # dense bf16 tensor-core peak (TFLOP/s) by a substring of the device name; --peak-tflops overrides
 PEAK_BY_NAME = (
     ("H100 PCIe", 756.0),
@@ -352,8 +357,11 @@ def _inference_rows(
     teachers = {name: _readout_teacher(name, run, config, teacher) for name in sizes.teachers}
     rows = []
     for geometry, (inference, image) in geometries.items():
-        makers = {
-            f"zeroseg ({config.teacher.model})": lambda i=inference: Segmenter(student, teacher, i)
+        makers: dict[str, Callable[[], WindowSegmenter]] = {
+            f"zeroseg ({config.teacher.model}) {precision}": _student_maker(
+                student, teacher, replace(inference, precision=precision)
+            )
+            for precision in STUDENT_PRECISIONS
         }
         for name in sizes.teachers:
             for readout in READOUTS:
@@ -373,9 +381,22 @@ def _inference_rows(
                     sizes.inference_warmup,
                 )
             rows.append({"method": method, "geometry": geometry, "batch": 1,
+                         "precision": _ran_at(segmenter.config.precision, device),
                          "images_per_s": _sig(1 / seconds), "peak_memory_gib": run.peak_gib()})  # fmt: skip
             del segmenter
     return rows
+
+
+def _student_maker(
+    student: ZeroSeg, teacher: CLIPTeacher, inference: InferenceConfig
+) -> Callable[[], WindowSegmenter]:
+    """Builds the student's ``Segmenter`` at ``inference`` when called."""
+    return lambda: Segmenter(student, teacher, inference)
+
+
+def _ran_at(precision: Precision, device: torch.device) -> str:
+    """The precision a segmenter's forward ran at: fp32 where ``precision`` needs CUDA."""
+    return "fp32" if autocast_dtype(precision, device) is None else precision
 
 
 def _readout_teacher(name: str, run: Run, config: ExperimentConfig, preset_teacher: CLIPTeacher):
@@ -421,11 +442,11 @@ def _print_table(result: dict) -> None:
     if cache:
         print(f"\nteacher cache ({cache['precision']}): {cache['best_images_per_s']} images/s "
               f"(30 views each), ImageNet-1k in {cache['imagenet_hours']} h")  # fmt: skip
-    print("\n| inference (batch 1) | geometry | images/s | peak GiB |")
-    print("|---|---|---|---|")
+    print("\n| inference (batch 1) | geometry | precision | images/s | peak GiB |")
+    print("|---|---|---|---|---|")
     for row in result.get("inference", []):
-        print(f"| {row['method']} | {row['geometry']} | {row['images_per_s']} | "
-              f"{row['peak_memory_gib']} |")  # fmt: skip
+        print(f"| {row['method']} | {row['geometry']} | {row['precision']} | "
+              f"{row['images_per_s']} | {row['peak_memory_gib']} |")  # fmt: skip
     proj = result.get("projection", {})
     if "total_gpu_hours" in proj:
         print(f"\n80 epochs: train {proj['train_gpu_hours']} + cache {proj['cache_gpu_hours']} = "

@@ -40,5 +40,10 @@ def test_gpu_run_at_tiny_size_writes_every_section(tmp_path):
     methods = {row["method"].split()[0] for row in result["inference"]}
     assert methods == {"zeroseg", "maskclip", "sclip", "clearclip", "naclip"}
     assert len({row["geometry"] for row in result["inference"]}) == 2
+    student = [
+        row["method"].split()[-1] for row in result["inference"] if "zeroseg" in row["method"]
+    ]
+    assert student == ["fp32", "bf16", "fp16"] * 2  # the student at each precision, per geometry
+    assert {row["precision"] for row in result["inference"]} == {"fp32"}  # a CPU runs fp32
     assert result["projection"]["total_gpu_hours"] > 0
     assert "| training step |" in done.stdout and "| inference (batch 1) |" in done.stdout
