@@ -78,6 +78,8 @@ vocabulary (COCO-Object's "bed" not also a background word, so bed can be predic
 authors' file ties bed with background, and the tie goes to background), and ``precision=fp32``
 (CPU, and bit-stable numbers). Not reproduced: NACLIP's re-normalisation of the probabilities
 after the threshold (labels unchanged), the authors' fp16 weights (``precision`` uses autocast).
+The ``zeroseg`` and ``groupvit`` protocols leave the student at ``precision=fp32``; an override
+(``precision=bf16``) runs its forward under autocast on CUDA as it does the readouts'.
 
 Background-free datasets (voc20, context59) get ``bg_threshold = 0``: no threshold is involved.
 """
