@@ -51,7 +51,8 @@ VARIANTS = {
     "base+matching": ["loss.distillation_views=full"],
     "full": [],
     # Table 3: grids (segment matching on wherever there are local views).
-    "grid1x1": ["teacher.grids=[1]"],
+    # no local views: a dense ranking term ranks against the image's patches instead
+    "grid1x1": ["teacher.grids=[1]", "loss.dense_rank_vocabulary=patches"],
     "grid1x1+2x2": ["teacher.grids=[1,2]"],
     "grid1x1+3x3": ["teacher.grids=[1,3]"],
     "grid1x1+4x4": ["teacher.grids=[1,4]"],

@@ -141,3 +141,11 @@ def test_a_saved_config_that_used_a_removed_option_is_a_one_line_error(section, 
     with pytest.raises(ZeroSegError, match=f"{section}.{key}={value}.*removed") as error:
         saved_experiment_config(saved)
     assert "\n" not in str(error.value)
+
+
+def test_ranking_against_views_needs_local_views():
+    with pytest.raises(ZeroSegError, match="needs teacher.grids beyond"):
+        load_config("synthetic", ["teacher.grids=[1]"])
+    config = load_config("synthetic", ["teacher.grids=[1]", "loss.dense_rank_vocabulary=patches"])
+    assert config.teacher.grids == (1,)
+    assert load_config("synthetic", ["teacher.grids=[1,2]"]).loss.dense_rank_vocabulary == "views"

@@ -258,6 +258,14 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        check(
+            not (self.loss.dense_rank_weight and self.loss.dense_rank_vocabulary == "views")
+            or len(self.teacher.grids) > 1,
+            "loss.dense_rank_vocabulary=views ranks against the local teacher views: it needs "
+            "teacher.grids beyond [1] (or loss.dense_rank_vocabulary=patches)",
+        )
+
 
 # Options removed from the config (lab/NOTEBOOK.md, "Options removed from the config"): the value
 # each always had unless a run chose otherwise; None = any value (it only qualified another option).
