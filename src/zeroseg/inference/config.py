@@ -62,6 +62,10 @@ class InferenceConfig:
     templates: str = "imagenet80"  # prompt template set: imagenet80, subset7, simple1
     pamr_steps: int = 0  # PAMR refinement of the scores at the input's size (0 = off; NACLIP: 10)
     pamr_dilations: tuple[int, ...] = (8, 16)  # PAMR's neighbour rings (NACLIP's setting)
+    # The student only: "segments" (the paper, GroupViT): each pixel takes its segment's class;
+    # "composed" (beyond the paper): each pixel's own embedding, the segment embeddings composed
+    # through the soft assignment maps (``Segmenter.composed_pixel_scores``)
+    pixel_readout: Literal["segments", "composed"] = "segments"
     # Readouts of the teacher (``--method maskclip|sclip|clearclip|naclip``) only; the protocols
     # choose them as each method's authors do (``zeroseg.benchmark.protocols``):
     pos_resample: Literal["size", "scale"] = "size"  # "scale": bicubic by (n + 0.1) / 14 factors

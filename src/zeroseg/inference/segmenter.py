@@ -360,12 +360,21 @@ class Segmenter(WindowSegmenter):
         return segmenter
 
     def window_outputs(self, window: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Scores of one (1, 3, h, w) window -> (C, h, w), segment ids (h, w), segment classes (S,)."""
-        segment_ids, out = self.segment_map(window)
+        """Scores of one (1, 3, h, w) window -> (C, h, w), segment ids (h, w), segment classes (S,).
+
+        ``pixel_readout="segments"`` (GroupViT's and the paper's): each pixel takes its segment's
+        class scores. ``"composed"``: each pixel is scored by its own embedding, the segment
+        embeddings composed through the soft assignment maps (``composed_pixel_scores``).
+        """
+        segment_ids, out, enlarge = self._segments(window)
         probs, image_best = self.segment_class_scores(out)  # (S, K'), best class probability
-        onehot = F.one_hot(segment_ids, probs.shape[0]).permute(2, 0, 1).float()  # (S, h, w)
-        pixel = torch.einsum("shw,sk->khw", onehot, probs)  # (K', h, w)
         vocab = self._queries
+        if self.config.pixel_readout == "composed":
+            pixel = self.composed_pixel_scores(out, enlarge)  # (K', h, w)
+            image_best = pixel[: vocab.num_classes].max()
+        else:
+            onehot = F.one_hot(segment_ids, probs.shape[0]).permute(2, 0, 1).float()  # (S, h, w)
+            pixel = torch.einsum("shw,sk->khw", onehot, probs)  # (K', h, w)
         scores = vocab.with_background(pixel, self.config.bg_threshold, float(image_best))
         segment_classes = probs[:, : vocab.num_classes].argmax(1) + int(vocab.background)
         return scores, segment_ids, segment_classes
@@ -373,16 +382,46 @@ class Segmenter(WindowSegmenter):
     def segment_map(self, window: Tensor) -> tuple[Tensor, SegHeadOutput]:
         """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output (in
         float32, whatever ``config.precision`` the forward ran at)."""
+        segment_ids, out, _ = self._segments(window)
+        return segment_ids, out
+
+    def _segments(self, window: Tensor) -> tuple[Tensor, SegHeadOutput, Callable[[Tensor], Tensor]]:
+        """``segment_map``'s outputs, and a function that enlarges (N, C) token-grid values to the
+        window's (C, h, w) (bilinear, as the assignment maps)."""
         padded, (h, w) = pad_to_multiple(window, self.model.encoder.patch_size)
         with self._autocast():  # encoder and head at ``precision``; what follows in float32
             out, grid = self.model.encode_segments(padded)
         out = out.float()
-        maps = compose_assignments(out.soft_assignments)  # (1, N, S)
-        maps = maps[0].transpose(0, 1).reshape(-1, *grid)  # (S, gh, gw)
-        maps = F.interpolate(
-            maps.unsqueeze(0), padded.shape[-2:], mode="bilinear", align_corners=False
-        )
-        return maps[0, :, :h, :w].argmax(0), out
+
+        def enlarge(values: Tensor) -> Tensor:  # (N, C) -> (C, h, w)
+            grid_values = values.transpose(0, 1).reshape(-1, *grid).unsqueeze(0)
+            size = padded.shape[-2:]
+            return F.interpolate(grid_values, size, mode="bilinear", align_corners=False)[
+                0, :, :h, :w
+            ]
+
+        maps = compose_assignments(out.soft_assignments)[0]  # (N, S)
+        return enlarge(maps).argmax(0), out, enlarge
+
+    def composed_pixel_scores(
+        self, out: SegHeadOutput, enlarge: Callable[[Tensor], Tensor]
+    ) -> Tensor:
+        """(K', h, w) class probabilities of each pixel's composed embedding (beyond the paper).
+
+        At each token n, p_n = sum_s A[n, s] g_s / |g_s| (the soft assignment maps A composed over
+        the stages, as the dense training terms compose them); its cosine logits against the text
+        queries are enlarged to the window, then the temperature, softmax and synonyms' max, and
+        GroupViT's top-k restriction (by the whole image's embedding) when ``top_k_classes`` is set.
+        """
+        vocab, cfg = self._queries, self.config
+        maps = compose_assignments(out.soft_assignments)[0]  # (N, S)
+        pixels = maps @ F.normalize(out.segment_embeddings[0], dim=-1)  # (N, D)
+        logits = enlarge(vocab.logits(pixels, cfg.logit_scale)).permute(1, 2, 0)  # (h, w, Q)
+        probs = vocab.class_max(logits.softmax(-1))
+        if cfg.top_k_classes > 0:
+            image_logits = vocab.logits(out.global_embedding[0], cfg.logit_scale)
+            probs = probs * vocab.top_k_restricted(logits, image_logits, cfg.top_k_classes)
+        return probs.permute(2, 0, 1)
 
     def segment_class_scores(self, out: SegHeadOutput) -> tuple[Tensor, Tensor]:
         """Class probabilities of the segments of one window.
