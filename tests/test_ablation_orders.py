@@ -48,3 +48,12 @@ def test_object_miou_skips_stuff_and_absent_classes():
     per_class[objects[0]], per_class[objects[1]] = 10.0, 30.0
     assert object_miou(per_class, list(CLASS_NAMES)) == 20.0
     assert spread([1.0, 3.0]) == "2.00 ± 1.41" and spread([2.0]) == "2.00 ± 0.00"
+
+
+def test_orders_by_another_figure():
+    by_segments = world(**IN_ORDER)
+    reversed_composed = {
+        name: {**r, "composed_miou": -r["miou"]} for name, r in by_segments.items()
+    }
+    assert paper_orders(reversed_composed)["table4"] is True
+    assert paper_orders(reversed_composed, "composed_miou")["table4"] is False

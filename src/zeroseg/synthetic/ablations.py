@@ -30,16 +30,17 @@ def spread(values: list[float]) -> str:
     return f"{mean:.2f} ± {sd:.2f}"
 
 
-def paper_orders(world: dict) -> dict[str, bool | None]:
+def paper_orders(world: dict, key: str = "miou") -> dict[str, bool | None]:
     """Whether one world's mIoUs follow the paper's Table 4 and Table 3 orders (None: not run).
 
     Table 4: Base < + multi-scale < + matching < full. Table 3: every grid with 1x1 beats 1x1 alone,
     and all grids together (``full``) beat every single-grid variant.
 
     Args:
-        world: variant name -> its results (a dict with ``miou`` in percent when it was run).
+        world: variant name -> its results (a dict with ``key`` in percent when it was run).
+        key: which figure to order (``miou``; ``composed_miou`` for the composed readout).
     """
-    miou = {name: r["miou"] for name, r in world.items() if "miou" in r}
+    miou = {name: r[key] for name, r in world.items() if key in r}
     orders: dict[str, bool | None] = {
         "table4": None, "table3_each_beats_1x1": None, "table3_all_best": None,
     }  # fmt: skip
