@@ -32,6 +32,11 @@ def test_demo_writes_metrics_and_report_and_reuses_the_teacher(tmp_path):
     assert {"miou", "pixel_accuracy", "oracle_miou", "segments_used_per_image"} <= set(
         saved["zeroseg"]
     )
+    # the paper's readout of the same student beside the demo's composed one, same segments
+    assert saved["zeroseg_segments"]["oracle_miou"] == saved["zeroseg"]["oracle_miou"]
+    assert {"zeroseg_composed", "teacher_dense128_pamr"} <= set(saved)
+    release = json.loads((cfg.out_dir / "model" / "config.json").read_text())
+    assert "composed" in json.dumps(release)
     baselines = [k for k in saved if k.startswith("teacher") and k != "teacher_zero_shot"]
     assert {"teacher_grid2x2", "teacher_grid3x3", "teacher_grid4x4"} <= set(baselines)
     assert set(saved["teacher_zero_shot"]) == {"objects", "backgrounds"}
