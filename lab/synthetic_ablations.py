@@ -60,26 +60,25 @@ VARIANTS = {
 }
 
 
+SCORE_KEYS = ("miou", "pixel_accuracy", "oracle_miou", "segments_used_per_image", "segment_purity")
+
+
 def score(run: Path, dataset) -> dict:
     """The paper's readout (each pixel its segment's class: ``miou``, ``object_miou``, ...) and
     the composed one (``composed_miou``, ``composed_object_miou``; the demo's default)."""
     names = list(dataset.class_names)
+    inference = InferenceConfig(short_side=0, mode="whole", templates="simple1")
+    student = Segmenter.from_checkpoint(run, inference, device="cpu")
+    student.set_vocabulary(names)
     scores: dict = {}
     for readout, prefix in (("segments", ""), ("composed", "composed_")):
-        inference = InferenceConfig(
-            short_side=0, mode="whole", templates="simple1", pixel_readout=readout
-        )
-        segmenter = Segmenter.from_checkpoint(run, inference, device="cpu")
-        segmenter.set_vocabulary(names)
+        segmenter = student.with_config(pixel_readout=readout)  # one checkpoint read, one text pass
         metrics, _ = evaluate_methods({"zeroseg": segmenter}, dataset, names, False)
         found = metrics["zeroseg"]
         keep = ("miou", "pixel_accuracy") if prefix else SCORE_KEYS
         scores |= {f"{prefix}{k}": found[k] for k in keep}
         scores[f"{prefix}object_miou"] = round(object_miou(found["per_class_iou"], names), 2)
     return scores
-
-
-SCORE_KEYS = ("miou", "pixel_accuracy", "oracle_miou", "segments_used_per_image", "segment_purity")
 
 
 def score_baselines(config, dataset) -> dict:

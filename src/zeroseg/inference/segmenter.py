@@ -366,11 +366,11 @@ class Segmenter(WindowSegmenter):
         class scores. ``"composed"``: each pixel is scored by its own embedding, the segment
         embeddings composed through the soft assignment maps (``composed_pixel_scores``).
         """
-        segment_ids, out, enlarge = self._segments(window)
+        segment_ids, out, maps, enlarge = self._segments(window)
         probs, image_best = self.segment_class_scores(out)  # (S, K'), best class probability
         vocab = self._queries
         if self.config.pixel_readout == "composed":
-            pixel = self.composed_pixel_scores(out, enlarge)  # (K', h, w)
+            pixel = self.composed_pixel_scores(out, maps, enlarge)  # (K', h, w)
             image_best = pixel[: vocab.num_classes].max()
         else:
             onehot = F.one_hot(segment_ids, probs.shape[0]).permute(2, 0, 1).float()  # (S, h, w)
@@ -382,12 +382,15 @@ class Segmenter(WindowSegmenter):
     def segment_map(self, window: Tensor) -> tuple[Tensor, SegHeadOutput]:
         """(1, 3, h, w) window -> (h, w) index of each pixel's segment, and the head's output (in
         float32, whatever ``config.precision`` the forward ran at)."""
-        segment_ids, out, _ = self._segments(window)
+        segment_ids, out, _, _ = self._segments(window)
         return segment_ids, out
 
-    def _segments(self, window: Tensor) -> tuple[Tensor, SegHeadOutput, Callable[[Tensor], Tensor]]:
-        """``segment_map``'s outputs, and a function that enlarges (N, C) token-grid values to the
-        window's (C, h, w) (bilinear, as the assignment maps)."""
+    def _segments(
+        self, window: Tensor
+    ) -> tuple[Tensor, SegHeadOutput, Tensor, Callable[[Tensor], Tensor]]:
+        """``segment_map``'s outputs, the (N, S) soft assignment maps composed over the stages,
+        and a function that enlarges (N, C) token-grid values to the window's (C, h, w) (bilinear,
+        as the assignment maps)."""
         padded, (h, w) = pad_to_multiple(window, self.model.encoder.patch_size)
         with self._autocast():  # encoder and head at ``precision``; what follows in float32
             out, grid = self.model.encode_segments(padded)
@@ -401,10 +404,10 @@ class Segmenter(WindowSegmenter):
             ]
 
         maps = compose_assignments(out.soft_assignments)[0]  # (N, S)
-        return enlarge(maps).argmax(0), out, enlarge
+        return enlarge(maps).argmax(0), out, maps, enlarge
 
     def composed_pixel_scores(
-        self, out: SegHeadOutput, enlarge: Callable[[Tensor], Tensor]
+        self, out: SegHeadOutput, maps: Tensor, enlarge: Callable[[Tensor], Tensor]
     ) -> Tensor:
         """(K', h, w) class probabilities of each pixel's composed embedding (beyond the paper).
 
@@ -412,9 +415,9 @@ class Segmenter(WindowSegmenter):
         the stages, as the dense training terms compose them); its cosine logits against the text
         queries are enlarged to the window, then the temperature, softmax and synonyms' max, and
         GroupViT's top-k restriction (by the whole image's embedding) when ``top_k_classes`` is set.
+        ``maps``: (N, S) those composed maps (``_segments``).
         """
         vocab, cfg = self._queries, self.config
-        maps = compose_assignments(out.soft_assignments)[0]  # (N, S)
         pixels = maps @ F.normalize(out.segment_embeddings[0], dim=-1)  # (N, D)
         logits = enlarge(vocab.logits(pixels, cfg.logit_scale)).permute(1, 2, 0)  # (h, w, Q)
         probs = vocab.class_max(logits.softmax(-1))

@@ -159,14 +159,14 @@ def build_methods(run_dir: Path, class_names: list[str], image_size: int) -> dic
     """
     student = Segmenter.from_checkpoint(run_dir, STUDENT_INFERENCE, device="cpu")
     teacher = teacher_baselines(student.teacher, image_size)
-    pamr = STUDENT_INFERENCE.pamr_steps, STUDENT_INFERENCE.pamr_dilations
     methods = {
         "zeroseg": student,
         "zeroseg_composed": student.with_config(pamr_steps=0),
         "zeroseg_segments": student.with_config(pixel_readout="segments", pamr_steps=0),
         **teacher,
         "teacher_dense128_pamr": teacher["teacher_dense128"].with_config(
-            pamr_steps=pamr[0], pamr_dilations=pamr[1]
+            pamr_steps=STUDENT_INFERENCE.pamr_steps,
+            pamr_dilations=STUDENT_INFERENCE.pamr_dilations,
         ),
     }
     for method in methods.values():
